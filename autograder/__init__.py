@@ -1,0 +1,26 @@
+"""Checking and grading library of the course *Upsampling & Transposed Convolutions*.
+
+One library serves two audiences:
+
+* learners, through the visible checks called from the exercise notebooks
+  (``from autograder.ch01 import check_conv2d``), which print what passed and
+  raise a :class:`CheckFailure` with a learner-facing explanation otherwise;
+* instructors, through the hidden tests in ``solutions/`` that call the same
+  checks on a hidden suite of cases, and through nbgrader (``nbgrader_config.py``).
+
+Modules, one job each:
+
+``_rules``     forbids named torch operators at the dispatcher level;
+``_arith``     output-size formulas and the diagnosis of a wrong size;
+``_core``      the check engine: cases, devices, dtypes, comparison, messages;
+``chNN``       one module per chapter: its exercises' cases, references and
+               the known mistakes the diagnostics recognise;
+``figures``    plotting helpers shared by the book's chapters;
+``notebooks``  reading graded cells out of nbgrader notebooks;
+``progress``   ``make check``: a learner's progress table.
+"""
+
+from ._core import CheckFailure, NotAttempted, RuleViolation
+
+__all__ = ["CheckFailure", "NotAttempted", "RuleViolation"]
+__version__ = "0.1.0"

@@ -1,0 +1,532 @@
+"""The check engine shared by every exercise.
+
+A check runs a learner's function and torch's reference on the same inputs,
+case by case, on every available device and on the dtypes each case asks for,
+and turns the first difference into a sentence a learner can act on.
+
+    Exercise  what is checked: reference, rules, tolerances, known mistakes
+    Case      one call: tensor shapes (or explicit values), hyper-parameters, seed
+    run()     the loop; returns a Report
+    check()   run() + print a summary, or raise CheckFailure with the report
+
+Learner-facing text never contains hidden test code: a hidden suite is just a
+different seed and more cases drawn by the same generators.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ._rules import ForbiddenOpError, OpGuard, Rule
+
+# --------------------------------------------------------------------------
+# Errors a check raises (learner-facing)
+
+
+class CheckFailure(AssertionError):
+    """A check found a difference; the message explains it to the learner."""
+
+
+class RuleViolation(CheckFailure):
+    """The learner's function called an operator the exercise forbids."""
+
+
+class NotAttempted(NotImplementedError):
+    """The learner's function still raises NotImplementedError."""
+
+
+# --------------------------------------------------------------------------
+# Tolerances: stated once, quoted in every message.
+
+TOLERANCES = {
+    torch.float64: (1e-7, 1e-9),  # (rtol, atol): only summation order may differ
+    torch.float32: (1e-4, 1e-4),
+}
+
+DTYPE_NAMES = {torch.float64: "float64", torch.float32: "float32"}
+
+
+def tolerance_text(dtype) -> str:
+    rtol, atol = TOLERANCES[dtype]
+    return f"{DTYPE_NAMES[dtype]}: rtol={rtol:g}, atol={atol:g}"
+
+
+def available_devices() -> list[str]:
+    """CPU always; CUDA when torch sees a device (``COURSE_DEVICES`` can narrow it)."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    wanted = os.environ.get("COURSE_DEVICES")
+    if wanted:
+        devices = [d for d in devices if d in wanted.split(",")]
+    return devices
+
+
+CPU_ONLY_NOTICE = "CUDA not available — checked on CPU only."
+
+
+# --------------------------------------------------------------------------
+# Cases
+
+
+@dataclass(frozen=True)
+class T:
+    """A tensor argument: random normal values of ``shape``, or explicit ``values``."""
+
+    shape: tuple[int, ...]
+    values: Any = None
+
+    def make(self, gen: torch.Generator) -> torch.Tensor:
+        if self.values is not None:
+            return torch.tensor(self.values, dtype=torch.float64).reshape(self.shape)
+        return torch.randn(self.shape, generator=gen, dtype=torch.float64)
+
+    def repro(self) -> str:
+        if self.values is not None:
+            dims = ", ".join(map(str, self.shape))
+            return f"torch.tensor({self.values!r}, dtype=DTYPE).reshape({dims})"
+        dims = ", ".join(map(str, self.shape))
+        return f"torch.randn({dims}, generator=g, dtype=DTYPE)"
+
+
+@dataclass
+class Case:
+    """One call of the learner's function: ``fn(*args, **kwargs)``.
+
+    ``names`` names the positional arguments (for messages and the repro line).
+    Tensor arguments are ``T`` objects, drawn in order from a generator seeded
+    with ``seed``, so a failure can be reproduced with one line.
+    """
+
+    names: tuple[str, ...]
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    seed: int = 0
+    label: str = ""
+    dtypes: tuple = (torch.float64,)
+
+    def materialise(self, device: str = "cpu", dtype=torch.float64):
+        gen = torch.Generator().manual_seed(self.seed)
+
+        def conv(v):
+            if isinstance(v, T):
+                return v.make(gen).to(device=device, dtype=dtype)
+            return v
+
+        args = tuple(conv(a) for a in self.args)
+        kwargs = {k: conv(v) for k, v in self.kwargs.items()}
+        return args, kwargs
+
+    def describe(self) -> str:
+        tensors, params = [], []
+        for name, v in list(zip(self.names, self.args)) + list(self.kwargs.items()):
+            if isinstance(v, T):
+                tensors.append(f"{name} {tuple(v.shape)}")
+            elif v is None:
+                tensors.append(f"{name}=None")
+            else:
+                params.append(f"{name}={v!r}")
+        parts = [p for p in (", ".join(params), ", ".join(tensors)) if p]
+        text = " — ".join(parts)
+        return f"{self.label}: {text}" if self.label else text
+
+    def repro(self, fn_name: str, dtype=torch.float64, device: str = "cpu") -> str:
+        lines = [f"DTYPE = torch.{DTYPE_NAMES[dtype]}"]
+        if any(isinstance(v, T) and v.values is None for v in (*self.args, *self.kwargs.values())):
+            lines.append(f"g = torch.Generator().manual_seed({self.seed})")
+        call = []
+        for name, v in zip(self.names, self.args):
+            if isinstance(v, T):
+                dev = "" if device == "cpu" else f".to('{device}')"
+                lines.append(f"{name} = {v.repro()}{dev}")
+                call.append(name)
+            else:
+                call.append(repr(v))
+        for name, v in self.kwargs.items():
+            if isinstance(v, T):
+                lines.append(f"{name} = {v.repro()}")
+                call.append(f"{name}={name}")
+            else:
+                call.append(f"{name}={v!r}")
+        lines.append(f"{fn_name}({', '.join(call)})")
+        return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Exercises
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong variant: ``fn`` computes what that mistake would return."""
+
+    name: str
+    fn: Callable
+
+
+@dataclass
+class Exercise:
+    """What a check compares a learner's function against.
+
+    ``reference``      torch's implementation, called with the same arguments
+    ``rules``          operators the learner's function may not call
+    ``mistakes``       known wrong variants, to name a likely mistake
+    ``shape_hint``     (args, kwargs, expected_shape, got_shape) -> sentence or None
+    ``features``       case -> {feature: bool}, to find what failing cases share
+    ``returns``        "tensor" or "size" (an int, or a tuple of ints)
+    ``errors``         exception types accepted where torch rejects the arguments
+    """
+
+    name: str
+    reference: Callable
+    rules: tuple[Rule, ...] = ()
+    rule_text: str = ""
+    mistakes: tuple[Mistake, ...] = ()
+    shape_hint: Callable | None = None
+    size_hint: Callable | None = None
+    features: Callable[[Case], dict[str, bool]] | None = None
+    returns: str = "tensor"
+    errors: tuple[type, ...] = (ValueError, RuntimeError)
+
+
+# --------------------------------------------------------------------------
+# Running a learner's function
+
+
+@dataclass
+class Outcome:
+    value: Any = None
+    error: BaseException | None = None
+    violations: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _learner_frame(exc: BaseException) -> str:
+    """The innermost traceback frame that is the learner's code, as a phrase."""
+    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__), "site-packages", "<frozen")
+    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not any(s in (fr.filename or "") for s in skip):
+            code = (fr.line or "").strip()
+            return f" (at line {fr.lineno} of your code: `{code}`)" if code else f" (at line {fr.lineno} of your code)"
+    return ""
+
+
+def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
+    guard = OpGuard(ex.rules)
+    out = Outcome()
+    start = time.perf_counter()
+    try:
+        with guard:
+            out.value = fn(*args, **kwargs)
+    except NotImplementedError as e:
+        if isinstance(e, NotAttempted):
+            raise
+        raise NotAttempted(f"{ex.name} is not implemented yet (it raises NotImplementedError).") from None
+    except ForbiddenOpError as e:
+        out.error = e
+    except Exception as e:  # noqa: BLE001 - every learner error becomes a sentence
+        out.error = e
+    out.seconds = time.perf_counter() - start
+    out.violations = list(guard.violations)
+    return out
+
+
+def call_reference(ex: Exercise, args, kwargs) -> Outcome:
+    out = Outcome()
+    try:
+        out.value = ex.reference(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - torch rejecting the arguments is a result
+        out.error = e
+    return out
+
+
+def _clone(v):
+    return v.clone() if isinstance(v, torch.Tensor) else v
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+# --------------------------------------------------------------------------
+# Judging one result
+
+
+def _type_problem(name: str, got) -> str | None:
+    if got is None:
+        return f"{name} returned None — is a `return` statement missing?"
+    if type(got) is torch.Tensor:
+        return None
+    try:
+        import numpy as np
+        if isinstance(got, np.ndarray):
+            return (f"{name} returned a numpy array; return a torch.Tensor "
+                    "(stay in torch so the result keeps the input's dtype, device and gradients).")
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(got, torch.Tensor):
+        return (f"{name} returned an object of type {type(got).__name__}, a subclass of torch.Tensor; "
+                "return a plain torch.Tensor.")
+    if isinstance(got, (tuple, list)):
+        return f"{name} returned a {type(got).__name__} of {len(got)} items; return a single torch.Tensor."
+    return f"{name} returned a {type(got).__name__}; return a torch.Tensor."
+
+
+def _small_grid(t: torch.Tensor) -> str | None:
+    """The last two dims of the first plane, if small enough to print."""
+    plane = t.detach().reshape(-1, *t.shape[-2:])[0] if t.dim() >= 2 else t.detach()
+    if plane.numel() > 36:
+        return None
+    rows = plane.reshape(-1, plane.shape[-1]) if plane.dim() else plane.reshape(1, 1)
+    return "\n".join("      [" + ", ".join(f"{float(v):7.3f}" for v in row) + "]" for row in rows)
+
+
+def _value_problem(got: torch.Tensor, expected: torch.Tensor, dtype) -> str | None:
+    rtol, atol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    g = got.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    if torch.isnan(g).any() and not torch.isnan(e).any():
+        where = tuple(int(i) for i in torch.nonzero(torch.isnan(g))[0])
+        return f"your output contains NaN (first at index {list(where)})."
+    diff = (g - e).abs()
+    bad = ~(diff <= atol + rtol * e.abs()) & ~(torch.isnan(g) & torch.isnan(e))
+    if not bad.any():
+        return None
+    worst = int(torch.argmax(torch.where(bad, diff, torch.zeros_like(diff))))
+    idx = [int(i) for i in torch.unravel_index(torch.tensor(worst), g.shape)]
+    frac = float(bad.double().mean())
+    text = (f"values differ at {int(bad.sum())} of {bad.numel()} elements ({frac:.0%}); "
+            f"the worst is at index {idx}: yours {_fmt(float(g[tuple(idx)]))}, "
+            f"expected {_fmt(float(e[tuple(idx)]))} (tolerance {tolerance_text(dtype)}).")
+    mine, ref = _small_grid(g), _small_grid(e)
+    if mine and ref:
+        text += f"\n    yours (first channel):\n{mine}\n    expected:\n{ref}"
+    return text
+
+
+def _size_type_problem(name: str, got, want) -> str | None:
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if got is None:
+        return f"{name} returned None — is a `return` statement missing?"
+    if isinstance(want, tuple):
+        if isinstance(got, list):
+            return f"{name} returned a list; return a tuple (like torch.Size)."
+        if not isinstance(got, tuple) or len(got) != len(want):
+            return f"{name} returned {got!r}; expected a tuple of {len(want)} ints."
+        for v in got:
+            if not is_int(v):
+                return f"{name} returned {got!r}, which contains a {type(v).__name__}; return whole numbers (int) — use // for floor division."
+        return None
+    if isinstance(got, float):
+        return f"{name} returned {got!r}, a float; return an int — use // for floor division."
+    if not is_int(got):
+        return f"{name} returned a {type(got).__name__} ({got!r}); return an int."
+    return None
+
+
+@dataclass
+class Failure:
+    case: Case
+    device: str
+    dtype: Any
+    problem: str
+    mistake: str | None = None
+    rule: bool = False
+
+
+def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callable) -> Failure | None:
+    args, kwargs = case.materialise(device, dtype)
+    ref = call_reference(ex, tuple(map(_clone, args)), {k: _clone(v) for k, v in kwargs.items()})
+    before = [a.clone() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    mine = call_learner(ex, fn, args, kwargs)
+
+    def fail(problem, mistake=None, rule=False):
+        return Failure(case, device, dtype, problem, mistake, rule)
+
+    if mine.violations:
+        op, rule = mine.violations[0]
+        return fail(f"{fn_name} called torch's `{op}` operator, which this exercise forbids: {rule.reason}", rule=True)
+    after = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    for b, a in zip(before, after):
+        if a.shape != b.shape or not torch.equal(a, b):
+            return fail(f"{fn_name} modified one of its input tensors in place; work on new tensors instead.")
+    if ref.error is not None:
+        if mine.error is None:
+            return fail(f"torch rejects these arguments ({type(ref.error).__name__}: {_first_line(ref.error)}), "
+                        f"but {fn_name} returned a result; check the arguments and raise a ValueError.")
+        if isinstance(mine.error, ex.errors + (type(ref.error),)):
+            return None
+        return fail(f"torch rejects these arguments with {type(ref.error).__name__}; {fn_name} raised "
+                    f"{type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)} — "
+                    f"raise a ValueError (or RuntimeError) with a clear message instead.")
+    if mine.error is not None:
+        return fail(f"{fn_name} raised {type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)}.")
+    if ex.returns == "size":
+        return _judge_size(ex, fn_name, args, kwargs, mine.value, ref.value, fail)
+    return _judge_tensor(ex, fn_name, args, kwargs, mine.value, ref.value, device, dtype, fail)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _judge_size(ex, fn_name, args, kwargs, got, want, fail):
+    problem = _size_type_problem(fn_name, got, want)
+    if problem:
+        return fail(problem)
+    got_t = tuple(int(v) for v in got) if isinstance(got, tuple) else int(got)
+    if got_t == want:
+        return None
+    detail = ex.size_hint(args, kwargs, want, got_t) if ex.size_hint else None
+    return fail(f"{fn_name} returned {got_t!r}; expected {want!r}." + (f"\n  {detail}" if detail else ""))
+
+
+def _judge_tensor(ex, fn_name, args, kwargs, got, expected, device, dtype, fail):
+    problem = _type_problem(fn_name, got)
+    if problem:
+        return fail(problem)
+    if got.dtype != expected.dtype:
+        return fail(f"the output has dtype {got.dtype}; expected {expected.dtype}, the input's dtype "
+                    "(create new tensors with dtype=input.dtype).")
+    if got.device != expected.device:
+        return fail(f"the output is on {got.device}; expected {expected.device}, the input's device "
+                    "(create new tensors with device=input.device).")
+    mistake = _match_mistake(ex, args, kwargs, got)
+    if tuple(got.shape) != tuple(expected.shape):
+        text = f"the output has shape {tuple(got.shape)}; expected {tuple(expected.shape)}."
+        hint = ex.shape_hint(args, kwargs, tuple(expected.shape), tuple(got.shape)) if ex.shape_hint else None
+        if hint:
+            text += "\n  " + hint.replace("\n", "\n  ")
+        return fail(text, mistake)
+    problem = _value_problem(got, expected, dtype)
+    if problem:
+        return fail(problem, mistake)
+    return None
+
+
+def _match_mistake(ex: Exercise, args, kwargs, got: torch.Tensor) -> str | None:
+    for m in ex.mistakes:
+        try:
+            wrong = m.fn(*map(_clone, args), **{k: _clone(v) for k, v in kwargs.items()})
+        except Exception:  # noqa: BLE001 - the variant does not apply to these arguments
+            continue
+        if (isinstance(wrong, torch.Tensor) and wrong.shape == got.shape
+                and _value_problem(got, wrong.to(got.dtype), got.dtype) is None):
+            return m.name
+    return None
+
+
+# --------------------------------------------------------------------------
+# Reports
+
+
+@dataclass
+class Report:
+    name: str
+    cases: int = 0
+    calls: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    passed_features: list[dict] = field(default_factory=list)
+    failed_features: list[dict] = field(default_factory=list)
+    devices: tuple = ("cpu",)
+    dtypes: tuple = ()
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def pattern(self) -> str | None:
+        """Features shared by every failing case and by no passing one."""
+        if not self.failures or not self.passed_features:
+            return None
+        keys = set().union(*self.failed_features, *self.passed_features)
+        shared = [k for k in sorted(keys)
+                  if all(f.get(k) for f in self.failed_features)
+                  and not any(p.get(k) for p in self.passed_features)]
+        if not shared:
+            return None
+        return (f"every failing case has {' and '.join(shared)}; "
+                f"the {len(self.passed_features)} cases without it pass.")
+
+    def summary(self) -> str:
+        where = ", ".join(self.devices)
+        dts = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
+        return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
+
+    def message(self, fn_name: str) -> str:
+        first = self.failures[0]
+        failed = len(self.failed_features)
+        lines = [f"{fn_name} failed {failed} of {self.cases} cases; the first:",
+                 f"  case: {first.case.describe()} — {DTYPE_NAMES.get(first.dtype, first.dtype)} on {first.device}",
+                 f"  problem: {first.problem}"]
+        if first.mistake:
+            lines.append(f"  likely mistake: {first.mistake}.")
+        pattern = self.pattern()
+        if pattern:
+            lines.append(f"  pattern: {pattern}")
+        lines.append(f"  reproduce: {first.case.repro(fn_name, first.dtype, first.device)}")
+        return "\n".join(lines)
+
+
+def run(ex: Exercise, fn: Callable, cases: Iterable[Case], *, devices=None, fn_name=None,
+        stop_after: int | None = None) -> Report:
+    """Check ``fn`` on every case, device and dtype; collect failures."""
+    fn_name = fn_name or getattr(fn, "__name__", ex.name)
+    if not callable(fn):
+        raise CheckFailure(f"{ex.name} should be a function; got a {type(fn).__name__}.")
+    devices = tuple(devices or available_devices())
+    report = Report(ex.name, devices=devices)
+    dtypes_seen = []
+    start = time.perf_counter()
+    for case in cases:
+        report.cases += 1
+        failure = None
+        for device in devices:
+            for dtype in case.dtypes:
+                if dtype not in dtypes_seen:
+                    dtypes_seen.append(dtype)
+                report.calls += 1
+                failure = judge(ex, fn_name, case, device, dtype, fn)
+                if failure:
+                    break
+            if failure:
+                break
+        feats = ex.features(case) if ex.features else {}
+        if failure:
+            report.failures.append(failure)
+            report.failed_features.append(feats)
+            if failure.rule or (stop_after and len(report.failures) >= stop_after):
+                break
+        else:
+            report.passed_features.append(feats)
+    report.dtypes = tuple(dtypes_seen)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = False, devices=None) -> Report:
+    """Run a check; print a one-line pass summary, or raise CheckFailure."""
+    __tracebackhide__ = True  # noqa: F841 - pytest and IPython hide this frame
+    report = run(ex, fn, cases, devices=devices)
+    if not report.ok:
+        first = report.failures[0]
+        exc_type = RuleViolation if first.rule else CheckFailure
+        raise exc_type(report.message(getattr(fn, "__name__", ex.name))) from None
+    if not quiet:
+        print("✔ " + report.summary())
+        if "cuda" not in report.devices:
+            print("  " + CPU_ONLY_NOTICE)
+        if ex.rule_text:
+            print("  rule respected: " + ex.rule_text)
+    return report

@@ -1,0 +1,78 @@
+"""Forbid named torch operators while a learner's function runs.
+
+The guard is a ``TorchDispatchMode``: every aten operator that reaches the
+dispatcher passes through it, whichever Python spelling called it
+(``F.conv2d``, ``torch.conv2d``, ``nn.Conv2d``, ``torch.ops.aten.convolution``,
+``Tensor.__matmul__`` ...). A text search of the learner's source would miss
+all but the first.
+
+A violation is both raised (so the learner's function stops) and recorded (so
+a learner who wraps the forbidden call in ``try/except`` is still caught).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Operators an exercise may not call, with the reason shown to learners.
+
+    ``pattern`` is a regular expression matched against the aten operator
+    name (``aten.convolution.default`` -> ``convolution``).
+    """
+
+    pattern: str
+    reason: str
+    _compiled: re.Pattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    def matches(self, op_name: str) -> bool:
+        return self._compiled.search(op_name) is not None
+
+
+#: Every convolution-family aten operator: conv1d/2d/3d, convolution,
+#: convolution_backward, cudnn/mkldnn/miopen/slow/thnn/nnpack variants,
+#: transposed and depthwise convolutions.
+CONVOLUTION_OPS = r"conv(olution|_?[123]d|_transpose|_depthwise|_tbc)"
+
+
+def op_name(func) -> str:
+    """``aten.convolution.default`` -> ``convolution``."""
+    name = getattr(func, "__name__", None) or str(func)
+    overload = getattr(func, "_overloadpacket", None)
+    if overload is not None:
+        name = getattr(overload, "__name__", name)
+    return name.split(".")[0]
+
+
+class ForbiddenOpError(RuntimeError):
+    """Raised inside the learner's function when it calls a forbidden operator."""
+
+
+class OpGuard(TorchDispatchMode):
+    """Record every aten operator; stop at the first one a rule forbids."""
+
+    def __init__(self, rules: tuple[Rule, ...]):
+        super().__init__()
+        self.rules = tuple(rules)
+        self.violations: list[tuple[str, Rule]] = []
+        self._verdicts: dict[object, Rule | None] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        try:
+            verdict = self._verdicts[func]
+        except KeyError:
+            name = op_name(func)
+            verdict = next((r for r in self.rules if r.matches(name)), None)
+            self._verdicts[func] = verdict
+        if verdict is not None:
+            self.violations.append((op_name(func), verdict))
+            raise ForbiddenOpError(f"aten.{op_name(func)} is not allowed here: {verdict.reason}")
+        return func(*args, **(kwargs or {}))
