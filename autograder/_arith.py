@@ -51,8 +51,6 @@ CONV_SIZE_VARIANTS = (
             lambda i, k, s, p, d: (i + 2 * p - d * (k - 1)) // s),
     Variant("the +1 at the end is missing",
             lambda i, k, s, p, d: (i + 2 * p - d * (k - 1) - 1) // s),
-    Variant("the kernel size is subtracted without the −1: (i + 2p − d·k) / s + 1",
-            lambda i, k, s, p, d: (i + 2 * p - d * k) // s + 1),
 )
 
 

@@ -448,16 +448,17 @@ class Report:
 
     def pattern(self) -> str | None:
         """Features shared by every failing case and by no passing one."""
-        if not self.failures or not self.passed_features:
+        # Cases torch rejects say nothing about how a valid result is computed.
+        passed = [p for p in self.passed_features if not p.get("invalid arguments")]
+        if not self.failures or not passed:
             return None
-        keys = set().union(*self.failed_features, *self.passed_features)
+        keys = set().union(*self.failed_features, *passed)
         shared = [k for k in sorted(keys)
-                  if all(f.get(k) for f in self.failed_features)
-                  and not any(p.get(k) for p in self.passed_features)]
+                  if all(f.get(k) for f in self.failed_features) and not any(p.get(k) for p in passed)]
         if not shared:
             return None
         return (f"every failing case has {' and '.join(shared)}; "
-                f"the {len(self.passed_features)} cases without it pass.")
+                f"the {len(passed)} valid cases without it pass.")
 
     def summary(self) -> str:
         where = ", ".join(self.devices)
@@ -465,9 +466,11 @@ class Report:
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
 
     def message(self, fn_name: str) -> str:
-        first = self.failures[0]
+        # Show the clearest failure: the first whose output matches a known mistake, else the first.
+        first = next((f for f in self.failures if f.mistake), self.failures[0])
         failed = len(self.failed_features)
-        lines = [f"{fn_name} failed {failed} of {self.cases} cases; the first:",
+        which = "the first" if first is self.failures[0] else "the clearest"
+        lines = [f"{fn_name} failed {failed} of {self.cases} cases; {which}:",
                  f"  case: {first.case.describe()} — {DTYPE_NAMES.get(first.dtype, first.dtype)} on {first.device}",
                  f"  problem: {first.problem}"]
         if first.mistake:

@@ -17,7 +17,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ._arith import conv_out, diagnose_conv_axis, pair
+from ._arith import conv_out, diagnose_conv_axis, pair  # noqa: F401 - pair is re-exported
 from ._core import Case, Exercise, Mistake, T, check
 from ._rules import CONVOLUTION_OPS, Rule
 from ._signature import check_signature
@@ -155,6 +155,12 @@ def _conv2d_shape_hint(args, kwargs, want, got):
             lines.append(f"channels: yours is {got[1]}, expected {want[1]} = weight.shape[0] (C_out).")
     H, W = x.shape[-2:]
     kH, kW = w.shape[-2:]
+    if (got[2], got[3]) != (want[2], want[3]) and kH != kW and (got[2], got[3]) == (
+            conv_out(H, kW, s[0], p[0], d[0]), conv_out(W, kH, s[1], p[1], d[1])):
+        lines.append(f"height and width: yours are {got[2]}x{got[3]}, expected {want[2]}x{want[3]}; yours is what a "
+                     f"{kW}x{kH} kernel gives — the kernel's height and width swapped (weight.shape[-2] is kH, "
+                     "weight.shape[-1] is kW).")
+        return "\n".join(lines)
     axes = ((2, "height", H, kH, 0), (3, "width", W, kW, 1))
     for dim, name, i, k, a in axes:
         if got[dim] != want[dim]:
@@ -251,7 +257,7 @@ def _conv2d_mistakes():
                 "g·C_in/groups ... (g+1)·C_in/groups − 1", group_offset_missing),
         Mistake("the weight is read as (C_in, C_out, kH, kW); Conv2d weights are (C_out, C_in/groups, kH, kW)",
                 weight_layout_swapped),
-        Mistake("the kernel's height and width are swapped (kernel transposed)", kernel_transposed),
+        Mistake("the kernel's height and width swapped (kernel transposed)", kernel_transposed),
     )
 
 

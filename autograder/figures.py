@@ -165,8 +165,17 @@ def images_row(images, titles, cmaps=None, size=2.6):
 
 
 def glue_figure(name: str, fig) -> None:
-    """Store ``fig`` for a ``{glue:figure}`` directive and close it (no second copy inline)."""
+    """Store ``fig`` as a PNG for a ``{glue:figure}`` directive, and close it.
+
+    Rendering the PNG here (rather than gluing the Figure object) works under
+    any matplotlib backend, and closing it keeps a second copy out of the page.
+    """
+    import io
+
+    from IPython.display import Image
     from myst_nb import glue
 
-    glue(name, fig, display=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    glue(name, Image(data=buf.getvalue(), format="png"), display=False)

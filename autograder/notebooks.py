@@ -1,0 +1,101 @@
+"""Reading and running nbgrader notebooks: graded cells, solution cells, outcomes."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+NOT_ATTEMPTED_ERRORS = ("NotImplementedError", "NotAttempted")
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    grade_id: str
+    points: float
+    index: int
+    source: str
+
+
+def read(path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def graded_cells(nb) -> list[GradedCell]:
+    """Autograded test cells, in notebook order."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            out.append(GradedCell(meta["grade_id"], float(meta.get("points", 0)), i, cell.source))
+    return out
+
+
+def solution_cells(nb) -> list[tuple[int, str, str]]:
+    """(index, grade_id, source) of the cells learners write in."""
+    return [(i, nbgrader_meta(c)["grade_id"], c.source) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and nbgrader_meta(c).get("solution")]
+
+
+def title(nb, default: str = "") -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
+            if m:
+                return m.group(1).strip()
+    return default
+
+
+def execute(nb, cwd, timeout: int = 300, kernel_name: str = "python3"):
+    """Run every cell (errors do not stop the run); return the executed copy."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.from_dict(nb)  # a copy: the learner's notebook is never modified
+    env_cwd = os.fspath(cwd)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                            resources={"metadata": {"path": env_cwd}})
+    client.execute()
+    return nb
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    status: str  # "passed" | "failed" | "not attempted"
+    reason: str = ""
+
+
+def outcome(cell, width: int = 110) -> CellOutcome:
+    """What an executed test cell says: passed, failed (one-line reason), or not attempted."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") != "error":
+            continue
+        ename, evalue = out.get("ename", ""), out.get("evalue", "")
+        if ename in NOT_ATTEMPTED_ERRORS:
+            return CellOutcome("not attempted", "still raises NotImplementedError")
+        return CellOutcome("failed", _one_line(ename, evalue, width))
+    if cell.get("execution_count") is None and cell.get("outputs") == []:
+        return CellOutcome("not attempted", "not run")
+    return CellOutcome("passed")
+
+
+def _one_line(ename: str, evalue: str, width: int) -> str:
+    lines = [ln.strip() for ln in evalue.splitlines() if ln.strip()]
+    problem = next((ln[len("problem:"):].strip() for ln in lines if ln.startswith("problem:")), None)
+    mistake = next((ln[len("likely mistake:"):].strip() for ln in lines if ln.startswith("likely mistake:")), None)
+    text = mistake or problem or (lines[0] if lines else "")
+    if ename not in ("CheckFailure", "RuleViolation", "AssertionError"):
+        text = f"{ename}: {text}"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def find_notebooks(root) -> list[Path]:
+    """``<root>/<aid>/*.ipynb`` (the nbgrader layout), checkpoints skipped."""
+    root = Path(root)
+    return sorted(p for p in root.glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)

@@ -1,0 +1,128 @@
+"""The assignments: solutions pass everything, released notebooks leak nothing and fail cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from autograder import notebooks as nbs
+from conftest import ASSIGNMENTS, REPO, make_course, nbgrader, release_path, solution_path
+
+MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS")
+
+
+def solution_lines(aid) -> set[str]:
+    """The distinctive lines between the solution markers of a source notebook."""
+    lines, inside = set(), False
+    for cell in nbs.read(solution_path(aid)).cells:
+        for line in cell.source.splitlines():
+            if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 12:
+                lines.add(line.strip())
+    return lines
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def executed_solution(request, tmp_path_factory):
+    aid = request.param
+    tmp = tmp_path_factory.mktemp(aid)
+    shutil.copy(solution_path(aid), tmp / f"{aid}.ipynb")
+    return aid, nbs.execute(nbs.read(tmp / f"{aid}.ipynb"), tmp)
+
+
+def test_solution_notebook_passes_every_graded_cell_visible_and_hidden(executed_solution):
+    """Does every test cell of the instructor's notebook (hidden tests included) pass?"""
+    aid, nb = executed_solution
+    graded = nbs.graded_cells(nb)
+    assert graded, f"{aid} has no graded cells"
+    assert any("BEGIN HIDDEN TESTS" in g.source for g in graded), "the hidden tests are part of what runs"
+    for g in graded:
+        assert nbs.outcome(nb.cells[g.index]).status == "passed", (g.grade_id, nb.cells[g.index].outputs)
+    errors = [c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert not errors, "no cell of a solution notebook may raise"
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def executed_release(request, tmp_path_factory):
+    aid = request.param
+    tmp = tmp_path_factory.mktemp(aid + "_release")
+    shutil.copy(release_path(aid), tmp / f"{aid}.ipynb")
+    return aid, nbs.execute(nbs.read(tmp / f"{aid}.ipynb"), tmp)
+
+
+def test_released_notebook_fails_every_graded_cell_with_not_implemented(executed_release):
+    aid, nb = executed_release
+    for g in nbs.graded_cells(nb):
+        errors = [o for o in nb.cells[g.index].outputs if o.get("output_type") == "error"]
+        assert errors and errors[0]["ename"] in ("NotImplementedError", "NotAttempted"), (aid, g.grade_id, errors)
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_released_notebook_has_no_solution_code_and_no_hidden_test(aid):
+    text = release_path(aid).read_text()
+    assert not MARKERS.search(text)
+    released = "\n".join(c.source for c in nbs.read(release_path(aid)).cells)
+    leaked = [line for line in solution_lines(aid) if line in released]
+    assert not leaked, f"solution or hidden-test lines in the released notebook: {leaked[:5]}"
+    assert "suite=\"hidden\"" not in released and "seed=" not in released
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_every_solution_cell_becomes_the_one_stub(aid):
+    released = nbs.read(release_path(aid))
+    for _, grade_id, source in nbs.solution_cells(released):
+        assert "# YOUR CODE HERE\n" in source and "raise NotImplementedError()" in source, grade_id
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_released_notebooks_equal_what_nbgrader_generates_from_solutions(aid, tmp_path):
+    """Is notebooks/ up to date? (Fix: make release.)"""
+    root = make_course(tmp_path, [aid])
+    nbgrader("generate_assignment", aid, "--force", cwd=root, config_dir=root)
+    fresh = json.loads((root / "release" / aid / f"{aid}.ipynb").read_text())
+    committed = json.loads(release_path(aid).read_text())
+    assert fresh == committed, "notebooks/ drifted from solutions/: run `make release` and commit"
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_source_notebooks_are_committed_without_outputs(aid):
+    for path in (solution_path(aid), release_path(aid)):
+        for cell in nbs.read(path).cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_points_stated_in_the_text_match_the_gradebook_points(aid):
+    """Does the notebook tell learners the same points nbgrader awards?"""
+    nb = nbs.read(solution_path(aid))
+    graded = nbs.graded_cells(nb)
+    total = sum(g.points for g in graded)
+    intro = nb.cells[0].source
+    assert f"**{total:g}**" in intro, f"the intro's points table should total {total:g}"
+    for g in graded:
+        assert f"({g.points:g} points)" in g.source, f"{g.grade_id}: state its points in the cell"
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_graded_ids_are_unique_and_test_cells_are_locked(aid):
+    nb = nbs.read(solution_path(aid))
+    ids = [nbs.nbgrader_meta(c)["grade_id"] for c in nb.cells if nbs.nbgrader_meta(c)]
+    assert len(ids) == len(set(ids))
+    for g in nbs.graded_cells(nb):
+        assert nbs.nbgrader_meta(nb.cells[g.index])["locked"]
+
+
+def test_toc_lists_every_chapter_and_exercise_notebook_that_exists():
+    toc = (REPO / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc)
+    for f in files:
+        assert (REPO / f"{f}.md").exists() or (REPO / f"{f}.ipynb").exists(), f"_toc.yml lists a missing page {f}"
+    for aid in ASSIGNMENTS:
+        assert f"notebooks/{aid}/{aid}" in files, f"{aid}'s notebook is not in the book"
