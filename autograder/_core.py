@@ -30,7 +30,16 @@ from ._rules import ForbiddenOpError, OpGuard, Rule
 # Errors a check raises (learner-facing)
 
 
-class CheckFailure(AssertionError):
+class _LearnerFacing:
+    """IPython renders these without a stack of library frames: the message is the feedback."""
+
+    def _render_traceback_(self):
+        lines = str(self).splitlines() or [""]
+        red, reset = "\x1b[0;31m", "\x1b[0m"
+        return [f"{red}{type(self).__name__}{reset}: {lines[0]}", *lines[1:]]
+
+
+class CheckFailure(_LearnerFacing, AssertionError):
     """A check found a difference; the message explains it to the learner."""
 
 
@@ -38,7 +47,7 @@ class RuleViolation(CheckFailure):
     """The learner's function called an operator the exercise forbids."""
 
 
-class NotAttempted(NotImplementedError):
+class NotAttempted(_LearnerFacing, NotImplementedError):
     """The learner's function still raises NotImplementedError."""
 
 

@@ -55,13 +55,22 @@ def title(nb, default: str = "") -> str:
 
 def execute(nb, cwd, timeout: int = 300, kernel_name: str = "python3"):
     """Run every cell (errors do not stop the run); return the executed copy."""
+    import tempfile
+
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.from_dict(nb)  # a copy: the learner's notebook is never modified
-    env_cwd = os.fspath(cwd)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
-                            resources={"metadata": {"path": env_cwd}})
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets:
+        # IPC transport: the kernel's sockets are files in a private folder, not open TCP ports.
+        km = KernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                                resources={"metadata": {"path": os.fspath(cwd)}})
+        try:
+            client.execute()
+        finally:  # a kernel manager we pass in is ours to shut down
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     return nb
 
 
@@ -99,3 +108,24 @@ def find_notebooks(root) -> list[Path]:
     """``<root>/<aid>/*.ipynb`` (the nbgrader layout), checkpoints skipped."""
     root = Path(root)
     return sorted(p for p in root.glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def load_functions(path, skip_graded: bool = True) -> dict:
+    """Execute a notebook's code cells (test cells skipped) in a fresh namespace; return it.
+
+    Used to take the instructor's reference functions out of ``solutions/`` for
+    the project's tests and benchmarks. IPython syntax (``%pip``) is translated
+    first; the ``get_ipython`` branch it becomes is never taken outside IPython
+    because the package is then already importable.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    nb = read(path)
+    ns: dict = {"__name__": f"notebook_{Path(path).stem}"}
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or (skip_graded and meta.get("grade")):
+            continue
+        source = TransformerManager().transform_cell(cell.source)
+        exec(compile(source, f"<{Path(path).name}:{meta.get('grade_id', 'cell')}>", "exec"), ns)
+    return ns

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from IPython.core.inputtransformer2 import TransformerManager
 
 from autograder import notebooks as nbs
 
@@ -31,20 +30,8 @@ def release_path(aid: str) -> Path:
 
 
 def load_solution(aid: str) -> dict:
-    """Execute the setup and solution cells of a solution notebook; return its namespace.
-
-    Test cells are skipped: this is the instructor's reference implementation,
-    used as the known-correct learner function in unit tests.
-    """
-    nb = nbs.read(solution_path(aid))
-    ns: dict = {"__name__": f"solution_{aid}"}
-    for cell in nb.cells:
-        meta = nbs.nbgrader_meta(cell)
-        if cell.cell_type != "code" or meta.get("grade"):
-            continue
-        source = TransformerManager().transform_cell(cell.source)  # %pip -> get_ipython()...
-        exec(compile(source, f"<{aid}:{meta.get('grade_id', 'cell')}>", "exec"), ns)
-    return ns
+    """The instructor's reference functions of an assignment (its solution cells, run)."""
+    return nbs.load_functions(solution_path(aid))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,115 @@
+"""``make bench``: what costs a user time, as ratios against a baseline run side by side.
+
+Each figure is the median of several runs measured in this one process, next
+to its baseline measured in the same loop (alternating), so a ratio holds when
+the machine's speed drifts. Results are printed as a table and written to
+``_build/bench.json``. Benchmarks never gate the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import ch01
+from .notebooks import load_functions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paired(a, b, runs: int = 7, warmup: int = 1):
+    """Median seconds of ``a`` and ``b``, run alternately, and the median of per-pair ratios."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb, ratios = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        a()
+        t1 = time.perf_counter()
+        b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+        ratios.append((t1 - t0) / max(t2 - t1, 1e-12))
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def bench_checks(sol, runs):
+    """Latency of each visible check a learner runs, against torch computing the same cases bare."""
+    rows = []
+
+    def baseline(cases, ref):
+        def run():
+            for case in cases:
+                args, kwargs = case.materialise()
+                try:
+                    ref(*args, **kwargs)
+                except Exception:  # noqa: BLE001 - invalid-argument cases
+                    pass
+        return run
+
+    size_cases = ch01.size_cases()
+    a, b, r = paired(lambda: ch01.check_conv2d_output_size(sol["conv2d_output_size"], quiet=True),
+                     baseline(size_cases, ch01.reference_conv2d_output_size), runs)
+    rows.append(("visible check: conv2d_output_size", a, "torch on the same cases", b, r))
+    for part in ch01.PARTS:
+        cases = ch01.conv2d_cases(part)
+        a, b, r = paired(lambda p=part: ch01.check_conv2d(sol["conv2d"], part=p, quiet=True),
+                         baseline(cases, ch01.reference_conv2d), runs)
+        rows.append((f"visible check: conv2d part={part}", a, "torch on the same cases", b, r))
+    return rows
+
+
+def bench_kernels(sol, runs, device="cpu"):
+    """The reference solution kernels against torch at stated shapes."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 16, 32, 32, generator=g).to(device)
+    w = torch.randn(32, 16, 3, 3, generator=g).to(device)
+    b = torch.randn(32, generator=g).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def mine():
+        sol["conv2d"](x, w, b, stride=1, padding=1)
+        sync()
+
+    def ref():
+        F.conv2d(x, w, b, stride=1, padding=1)
+        sync()
+
+    a, bb, r = paired(mine, ref, runs)
+    return [(f"solution conv2d (8,16,32,32)*(32,16,3,3) p1 [{device}]", a, "F.conv2d", bb, r)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", default=str(REPO / "_build" / "bench.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    sol = load_functions(REPO / "solutions" / "ch01_cnn_size" / "ch01_cnn_size.ipynb")
+    rows = bench_checks(sol, args.runs) + bench_kernels(sol, args.runs)
+    if torch.cuda.is_available():
+        rows += bench_kernels(sol, args.runs, "cuda")
+    else:
+        print("CUDA not available — CPU figures only.")
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measured':<{w}}  {'median':>9}  {'baseline':<24} {'median':>9}  ratio")
+    for name, a, base, b, r in rows:
+        print(f"{name:<{w}}  {a * 1e3:>7.1f}ms  {base:<24} {b * 1e3:>7.2f}ms  {r:>6.1f}x")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([dict(measured=n, seconds=a, baseline=base, baseline_seconds=b, ratio=r)
+                               for n, a, base, b, r in rows], indent=2))
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
