@@ -22,6 +22,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
+# MathJax served from the book itself, so math renders offline (npm package, pinned).
+MATHJAX_VERSION := 3.2.2
+MATHJAX_NPM     := $(VENV)/share/mathjax-npm
+MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
+
 .PHONY: venv book test release lab check bench clean
 
 venv: $(STAMP)
@@ -35,11 +40,18 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/python -m pip install -q -e '.[dev]' || { echo "error: could not install the pinned packages into $(VENV). Is the Python package index reachable from this machine? (pip's own message is above.)"; exit 1; }
 	@touch $(STAMP)
 
-book: $(STAMP)
+$(MATHJAX):
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm (Node.js) is needed once, to fetch MathJax $(MATHJAX_VERSION) so the book's math renders offline. Install nodejs and npm."; exit 1; }
+	@rm -rf $(MATHJAX_NPM) $(dir $(MATHJAX))
+	@npm install --silent --no-audit --no-fund --prefix $(MATHJAX_NPM) mathjax@$(MATHJAX_VERSION) || { echo "error: could not install MathJax from the npm registry. Is it reachable?"; exit 1; }
+	@mkdir -p $(dir $(MATHJAX))
+	@cd $(MATHJAX_NPM)/node_modules/mathjax/es5 && cp -r tex-chtml.js input output ui a11y adaptors $(abspath $(dir $(MATHJAX)))/
+
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: $(STAMP)
+test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 release: $(STAMP)
