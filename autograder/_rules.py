@@ -76,3 +76,13 @@ class OpGuard(TorchDispatchMode):
             self.violations.append((op_name(func), verdict))
             raise ForbiddenOpError(f"aten.{op_name(func)} is not allowed here: {verdict.reason}")
         return func(*args, **(kwargs or {}))
+
+
+def warm_up() -> None:
+    """Pay the guard's one-time set-up cost now (torch imports its compiler stack, ~1-2 s,
+    the first time a dispatch mode runs an operator), so that the learner's first check
+    call is as fast as the later ones. Chapter check modules call this on import."""
+    import torch
+
+    with OpGuard(()):
+        torch.zeros(1) + 1

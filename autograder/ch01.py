@@ -19,8 +19,10 @@ import torch.nn.functional as F
 
 from ._arith import conv_out, diagnose_conv_axis, pair  # noqa: F401 - pair is re-exported
 from ._core import Case, Exercise, Mistake, T, check
-from ._rules import CONVOLUTION_OPS, Rule
+from ._rules import CONVOLUTION_OPS, Rule, warm_up
 from ._signature import check_signature
+
+warm_up()
 
 # --------------------------------------------------------------------------
 # conv2d_output_size
