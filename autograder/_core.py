@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ._rules import ForbiddenOpError, OpGuard, Rule
+from ._rules import ForbiddenOpError, LibraryGuard, OpGuard, Rule
 
 # --------------------------------------------------------------------------
 # Errors a check raises (learner-facing)
@@ -87,22 +87,41 @@ CPU_ONLY_NOTICE = "CUDA not available — checked on CPU only."
 
 @dataclass(frozen=True)
 class T:
-    """A tensor argument: random normal values of ``shape``, or explicit ``values``."""
+    """A tensor argument: random values of ``shape``, or explicit ``values``.
+
+    ``kind="randn"`` draws normal values (asymmetric, so flips and transposes
+    show); ``kind="ties"`` draws small integers, so that equal values are common
+    (max pooling must break ties the way torch does).
+    """
 
     shape: tuple[int, ...]
     values: Any = None
+    kind: str = "randn"
 
     def make(self, gen: torch.Generator) -> torch.Tensor:
         if self.values is not None:
             return torch.tensor(self.values, dtype=torch.float64).reshape(self.shape)
+        if self.kind == "ties":
+            return torch.randint(0, 3, self.shape, generator=gen).to(torch.float64)
         return torch.randn(self.shape, generator=gen, dtype=torch.float64)
 
     def repro(self) -> str:
-        if self.values is not None:
-            dims = ", ".join(map(str, self.shape))
-            return f"torch.tensor({self.values!r}, dtype=DTYPE).reshape({dims})"
         dims = ", ".join(map(str, self.shape))
+        if self.values is not None:
+            return f"torch.tensor({self.values!r}, dtype=DTYPE).reshape({dims})"
+        if self.kind == "ties":
+            return f"torch.randint(0, 3, ({dims},), generator=g).to(DTYPE)"
         return f"torch.randn({dims}, generator=g, dtype=DTYPE)"
+
+
+class Derived:
+    """A placeholder argument that ``Case.prepare`` fills in; shown by name in messages."""
+
+    def __init__(self, name: str, note: str = ""):
+        self.name, self.note = name, note
+
+    def __repr__(self) -> str:
+        return self.name
 
 
 @dataclass
@@ -120,6 +139,11 @@ class Case:
     seed: int = 0
     label: str = ""
     dtypes: tuple = (torch.float64,)
+    #: (args, kwargs) -> (args, kwargs), run after the tensors are drawn: for
+    #: arguments derived from others (max_unpool2d's indices come from a pooling).
+    prepare: Callable | None = None
+    #: the repro's set-up line for ``prepare`` (uses the drawn tensors' names).
+    prepare_repro: str = ""
 
     def materialise(self, device: str = "cpu", dtype=torch.float64):
         gen = torch.Generator().manual_seed(self.seed)
@@ -131,6 +155,8 @@ class Case:
 
         args = tuple(conv(a) for a in self.args)
         kwargs = {k: conv(v) for k, v in self.kwargs.items()}
+        if self.prepare is not None:
+            args, kwargs = self.prepare(args, kwargs)
         return args, kwargs
 
     def describe(self) -> str:
@@ -138,6 +164,8 @@ class Case:
         for name, v in list(zip(self.names, self.args)) + list(self.kwargs.items()):
             if isinstance(v, T):
                 tensors.append(f"{name} {tuple(v.shape)}")
+            elif isinstance(v, Derived):
+                tensors.append(f"{name} {v.note}".strip())
             elif v is None:
                 tensors.append(f"{name}=None")
             else:
@@ -164,6 +192,8 @@ class Case:
                 call.append(f"{name}={name}")
             else:
                 call.append(f"{name}={v!r}")
+        if self.prepare_repro:
+            lines.append(self.prepare_repro)
         lines.append(f"{fn_name}({', '.join(call)})")
         return "; ".join(lines)
 
@@ -228,11 +258,11 @@ def _learner_frame(exc: BaseException) -> str:
 
 
 def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
-    guard = OpGuard(ex.rules)
+    guard, library = OpGuard(ex.rules), LibraryGuard()
     out = Outcome()
     start = time.perf_counter()
     try:
-        with guard:
+        with guard, library:
             out.value = fn(*args, **kwargs)
     except NotImplementedError as e:
         if isinstance(e, NotAttempted):
@@ -243,7 +273,7 @@ def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
     except Exception as e:  # noqa: BLE001 - every learner error becomes a sentence
         out.error = e
     out.seconds = time.perf_counter() - start
-    out.violations = list(guard.violations)
+    out.violations = list(library.violations) + list(guard.violations)
     return out
 
 
@@ -363,6 +393,8 @@ def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callab
 
     if mine.violations:
         op, rule = mine.violations[0]
+        if op.startswith("autograder."):
+            return fail(f"{fn_name} called `{op}` from the checking library: {rule.reason}.", rule=True)
         return fail(f"{fn_name} called torch's `{op}` operator, which this exercise forbids: {rule.reason}", rule=True)
     after = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
     for b, a in zip(before, after):

@@ -12,7 +12,9 @@ a learner who wraps the forbidden call in ``try/except`` is still caught).
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -76,6 +78,43 @@ class OpGuard(TorchDispatchMode):
             self.violations.append((op_name(func), verdict))
             raise ForbiddenOpError(f"aten.{op_name(func)} is not allowed here: {verdict.reason}")
         return func(*args, **(kwargs or {}))
+
+
+LIBRARY_RULE = Rule(r"^autograder\.", "write the exercise yourself: the course's checking library "
+                    "(its references and mistake models) is not for calling from your solution")
+
+
+class LibraryGuard:
+    """Record calls from the learner's function into this package.
+
+    The checking library holds reference-like code (the models of known
+    mistakes); a solution that imports and calls it would pass without being
+    written. A profile hook sees every Python-level call while the learner's
+    function runs; the guard's own dispatch hook is exempt.
+    """
+
+    _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    _EXEMPT = os.path.abspath(__file__)
+
+    def __init__(self):
+        self.violations: list[tuple[str, Rule]] = []
+        self._previous = None
+
+    def _hook(self, frame, event, arg):
+        if event == "call":
+            filename = frame.f_code.co_filename
+            if filename.startswith(self._PACKAGE) and filename != self._EXEMPT and not self.violations:
+                module = os.path.splitext(os.path.basename(filename))[0]
+                self.violations.append((f"autograder.{module}.{frame.f_code.co_name}", LIBRARY_RULE))
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        return False
 
 
 def warm_up() -> None:

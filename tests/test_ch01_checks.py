@@ -280,3 +280,15 @@ def test_without_cuda_the_check_says_it_ran_on_cpu_only(sol1, capsys):
 def test_solution_passes_on_cuda_and_output_stays_on_cuda(sol1):
     report = ch01.check_conv2d(sol1["conv2d"], quiet=True)
     assert "cuda" in report.devices and report.ok
+
+
+def test_calling_the_checking_library_from_a_solution_is_a_rule_violation():
+    """Can a learner pass by calling the library's own mistake models or references?"""
+    def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        from autograder.ch01 import _conv2d_mistakes
+        flipped = _conv2d_mistakes()[0].fn  # a model that flips the kernel
+        return flipped(input, weight.flip(-2, -1), bias, stride, padding, dilation, groups)
+
+    with pytest.raises(RuleViolation) as info:
+        ch01.check_conv2d(conv2d, quiet=True)
+    assert "checking library" in str(info.value)
