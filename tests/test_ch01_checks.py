@@ -118,11 +118,15 @@ SPELLINGS = {
     "F.conv2d": lambda x, w, b, s, p, d, g: F.conv2d(x, w, b, s, p, d, g),
     "torch.conv2d": lambda x, w, b, s, p, d, g: torch.conv2d(x, w, b, s, p, d, g),
     "aten.convolution": lambda x, w, b, s, p, d, g: torch.ops.aten.convolution(
-        x, w, b, ch01.pair(s), ch01.pair(p), ch01.pair(d), False, [0, 0], g),
+        x, w, b, _pair(s), _pair(p), _pair(d), False, [0, 0], g),
     "nn.Conv2d": lambda x, w, b, s, p, d, g: _module(x, w, b, s, p, d, g),
     "conv2d_input (backward)": lambda x, w, b, s, p, d, g: torch.nn.grad.conv2d_input(
         (x.shape[0], w.shape[0], 1, 1), w.transpose(0, 1)[:, : x.shape[1] // g].contiguous(), x),
 }
+
+
+def _pair(v):
+    return list(v) if isinstance(v, (tuple, list)) else [v, v]
 
 
 def _module(x, w, b, s, p, d, g):
