@@ -57,9 +57,10 @@ class NotAttempted(_LearnerFacing, NotImplementedError):
 TOLERANCES = {
     torch.float64: (1e-7, 1e-9),  # (rtol, atol): only summation order may differ
     torch.float32: (1e-4, 1e-4),
+    torch.int64: (0, 0),  # indices are exact
 }
 
-DTYPE_NAMES = {torch.float64: "float64", torch.float32: "float32"}
+DTYPE_NAMES = {torch.float64: "float64", torch.float32: "float32", torch.int64: "int64"}
 
 
 def tolerance_text(dtype) -> str:
@@ -220,6 +221,7 @@ class Exercise:
     ``shape_hint``     (args, kwargs, expected_shape, got_shape) -> sentence or None
     ``features``       case -> {feature: bool}, to find what failing cases share
     ``returns``        "tensor" or "size" (an int, or a tuple of ints)
+    ``output_names``   for a function returning a tuple of tensors, their names
     ``errors``         exception types accepted where torch rejects the arguments
     """
 
@@ -232,6 +234,7 @@ class Exercise:
     size_hint: Callable | None = None
     features: Callable[[Case], dict[str, bool]] | None = None
     returns: str = "tensor"
+    output_names: tuple[str, ...] = ()
     errors: tuple[type, ...] = (ValueError, RuntimeError)
 
 
@@ -413,6 +416,8 @@ def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callab
         return fail(f"{fn_name} raised {type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)}.")
     if ex.returns == "size":
         return _judge_size(ex, fn_name, args, kwargs, mine.value, ref.value, fail)
+    if ex.output_names:
+        return _judge_tuple(ex, fn_name, args, kwargs, mine.value, ref.value, device, dtype, fail)
     return _judge_tensor(ex, fn_name, args, kwargs, mine.value, ref.value, device, dtype, fail)
 
 
@@ -432,37 +437,65 @@ def _judge_size(ex, fn_name, args, kwargs, got, want, fail):
     return fail(f"{fn_name} returned {got_t!r}; expected {want!r}." + (f"\n  {detail}" if detail else ""))
 
 
-def _judge_tensor(ex, fn_name, args, kwargs, got, expected, device, dtype, fail):
-    problem = _type_problem(fn_name, got)
-    if problem:
-        return fail(problem)
-    if got.dtype != expected.dtype:
-        return fail(f"the output has dtype {got.dtype}; expected {expected.dtype}, the input's dtype "
-                    "(create new tensors with dtype=input.dtype).")
-    if got.device != expected.device:
-        return fail(f"the output is on {got.device}; expected {expected.device}, the input's device "
-                    "(create new tensors with device=input.device).")
+def _judge_tuple(ex, fn_name, args, kwargs, got, expected, device, dtype, fail):
+    names = ex.output_names
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        what = f"a {type(got).__name__}" + (f" of {len(got)} items" if isinstance(got, (tuple, list)) else "")
+        return fail(f"{fn_name} should return a tuple ({', '.join(names)}), like torch; it returned {what}.")
     mistake = _match_mistake(ex, args, kwargs, got)
-    if tuple(got.shape) != tuple(expected.shape):
-        text = f"the output has shape {tuple(got.shape)}; expected {tuple(expected.shape)}."
-        hint = ex.shape_hint(args, kwargs, tuple(expected.shape), tuple(got.shape)) if ex.shape_hint else None
-        if hint:
-            text += "\n  " + hint.replace("\n", "\n  ")
-        return fail(text, mistake)
-    problem = _value_problem(got, expected, dtype)
-    if problem:
-        return fail(problem, mistake)
+    for name, g, e in zip(names, got, expected):
+        failure = _judge_tensor(ex, fn_name, args, kwargs, g, e, device, dtype, fail, label=f"`{name}`",
+                                mistake=mistake, shape_hint=(name == names[0]))
+        if failure:
+            return failure
     return None
 
 
-def _match_mistake(ex: Exercise, args, kwargs, got: torch.Tensor) -> str | None:
+def _judge_tensor(ex, fn_name, args, kwargs, got, expected, device, dtype, fail, label="the output",
+                  mistake=False, shape_hint=True):
+    problem = _type_problem(fn_name if label == "the output" else f"{fn_name}'s {label}", got)
+    if problem:
+        return fail(problem)
+    if got.dtype != expected.dtype:
+        why = (", the input's dtype (create new tensors with dtype=input.dtype)"
+               if expected.is_floating_point() else "")
+        return fail(f"{label} has dtype {got.dtype}; expected {expected.dtype}{why}.")
+    if got.device != expected.device:
+        return fail(f"{label} is on {got.device}; expected {expected.device}, the input's device "
+                    "(create new tensors with device=input.device).")
+    if mistake is False:
+        mistake = _match_mistake(ex, args, kwargs, got)
+    if tuple(got.shape) != tuple(expected.shape):
+        text = f"{label} has shape {tuple(got.shape)}; expected {tuple(expected.shape)}."
+        hint = (ex.shape_hint(args, kwargs, tuple(expected.shape), tuple(got.shape))
+                if ex.shape_hint and shape_hint else None)
+        if hint:
+            text += "\n  " + hint.replace("\n", "\n  ")
+        return fail(text, mistake)
+    problem = _value_problem(got, expected, dtype if expected.is_floating_point() else expected.dtype)
+    if problem:
+        return fail(problem if label == "the output" else f"{label}: {problem}", mistake)
+    return None
+
+
+def _same(got, wrong) -> bool:
+    if isinstance(got, (tuple, list)):
+        return (isinstance(wrong, (tuple, list)) and len(wrong) == len(got)
+                and all(_same(g, w) for g, w in zip(got, wrong)))
+    if type(got) is not torch.Tensor or not isinstance(wrong, torch.Tensor) or wrong.shape != got.shape:
+        return False
+    if not got.is_floating_point():
+        return bool(torch.equal(got.cpu(), wrong.to(got.dtype).cpu()))
+    return _value_problem(got, wrong.to(got.dtype), got.dtype) is None
+
+
+def _match_mistake(ex: Exercise, args, kwargs, got) -> str | None:
     for m in ex.mistakes:
         try:
             wrong = m.fn(*map(_clone, args), **{k: _clone(v) for k, v in kwargs.items()})
         except Exception:  # noqa: BLE001 - the variant does not apply to these arguments
             continue
-        if (isinstance(wrong, torch.Tensor) and wrong.shape == got.shape
-                and _value_problem(got, wrong.to(got.dtype), got.dtype) is None):
+        if _same(got, wrong):
             return m.name
     return None
 

@@ -1,0 +1,74 @@
+"""Chapter 2 — nearest-neighbour upsampling: ``upsample_nearest``.
+
+    check_upsample_nearest(fn, part="integer" | "any" | "invalid" | "all", suite="visible")
+"""
+
+from __future__ import annotations
+
+from . import _resize as R
+from ._core import Case, Exercise, Mistake, T, check
+from ._rules import Rule, warm_up
+from ._signature import check_signature
+
+warm_up()
+
+SIGNATURE = "input, size=None, scale_factor=None"
+PARTS = R.RESIZE_PARTS
+
+#: Every aten resampling operator: upsample_* / _upsample_*, grid_sampler, and
+#: convolutions (nearest neighbour is a transposed convolution with a box kernel).
+RESIZE_OPS = r"upsample|interpolate|grid_sampler|affine_grid|conv(olution|_?[123]d|_transpose|_depthwise|_tbc)"
+
+RULE = Rule(RESIZE_OPS, "compute the source index of every output pixel yourself, then gather; "
+                        "no interpolate/upsample/grid_sample and no convolutions")
+
+
+def _mistakes():
+    def factor_only(fn):
+        def model(x, size=None, scale_factor=None):
+            if scale_factor is None:
+                raise ValueError  # the mistake needs a factor to show
+            return fn(x, size, scale_factor)
+        return model
+
+    return (
+        Mistake("the source index is rounded; mode='nearest' rounds down: src = floor(dst · scale)",
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="round")),
+        Mistake("pixel centres are used, src = floor((dst + 0.5) · scale) — that is mode='nearest-exact'; "
+                "mode='nearest' uses src = floor(dst · scale)",
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="half")),
+        Mistake("the scale is in/out; when scale_factor is given torch uses 1/scale_factor",
+                factor_only(lambda x, size, sf: R.nearest_model(x, size, sf, use_factor=False))),
+        Mistake("the source index is computed in float64; torch computes floor(dst · scale) in float32",
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="floor64")),
+    )
+
+
+EXERCISE = Exercise(
+    name="upsample_nearest",
+    reference=R.reference_nearest,
+    rules=(RULE,),
+    rule_text="no interpolation, upsampling or convolution operator was called",
+    mistakes=_mistakes(),
+    shape_hint=R.shape_hint,
+    features=R.features,
+)
+
+HAND_WORKED = [
+    Case(R.NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]),), {"scale_factor": 2},
+         label="hand-worked: [[1, 2], [3, 4]] doubled"),
+    Case(R.NAMES, (T((1, 1, 1, 4), [10., 20., 30., 40.]),), {"scale_factor": 1.5},
+         label="hand-worked: a row of 4 scaled by 1.5 (sources 0, 0, 1, 2, 2, 3)"),
+]
+
+
+def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    return R.resize_cases(HAND_WORKED, part, suite, seed)
+
+
+def check_upsample_nearest(fn, part: str = "all", suite: str = "visible", seed: int | None = None,
+                           quiet: bool = False):
+    """Compare ``fn`` with ``F.interpolate(mode="nearest")``."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "upsample_nearest", SIGNATURE)
+    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)

@@ -1,0 +1,74 @@
+"""Chapter 4 — bilinear interpolation: ``upsample_bilinear``.
+
+    check_upsample_bilinear(fn, part="integer" | "any" | "invalid" | "all", suite="visible")
+"""
+
+from __future__ import annotations
+
+from . import _resize as R
+from ._core import Case, Exercise, Mistake, T, check
+from ._rules import Rule, warm_up
+from ._signature import check_signature
+from .ch02 import RESIZE_OPS
+
+warm_up()
+
+SIGNATURE = "input, size=None, scale_factor=None, align_corners=False"
+PARTS = R.RESIZE_PARTS
+
+RULE = Rule(RESIZE_OPS, "compute each output pixel's two source rows, two source columns and their "
+                        "weights yourself; no interpolate/upsample/grid_sample and no convolutions")
+
+
+def _mistakes():
+    def when(flag, model):
+        def variant(x, size=None, scale_factor=None, align_corners=False):
+            if bool(align_corners) != flag:
+                raise ValueError  # this mistake only exists for one align_corners value
+            return model(x, size, scale_factor, align_corners)
+        return variant
+
+    return (
+        Mistake("align_corners is swapped: True maps the corner pixels onto each other, src = dst · (in−1)/(out−1); "
+                "False maps pixel centres, src = (dst + 0.5) · scale − 0.5",
+                lambda x, size=None, scale_factor=None, align_corners=False:
+                R.reference_bilinear(x, size, scale_factor, not align_corners)),
+        Mistake("the half-pixel offset is missing: with align_corners=False, src = (dst + 0.5) · scale − 0.5",
+                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, half_pixel=False))),
+        Mistake("the source coordinate is not clamped at the border: src below 0 must become 0 "
+                "(torch clamps, it does not extrapolate)",
+                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, clamp=False))),
+        Mistake("the scale is in/out; when scale_factor is given torch uses 1/scale_factor",
+                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, use_factor=False)
+                     if sf is not None else None)),
+    )
+
+
+EXERCISE = Exercise(
+    name="upsample_bilinear",
+    reference=R.reference_bilinear,
+    rules=(RULE,),
+    rule_text="no interpolation, upsampling or convolution operator was called",
+    mistakes=_mistakes(),
+    shape_hint=R.shape_hint,
+    features=R.features,
+)
+
+HAND_WORKED = [
+    Case(R.NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]),), {"scale_factor": 2, "align_corners": False},
+         label="hand-worked: [[1, 2], [3, 4]] doubled, align_corners=False"),
+    Case(R.NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]),), {"size": 3, "align_corners": True},
+         label="hand-worked: [[1, 2], [3, 4]] to 3x3, align_corners=True (corners kept)"),
+]
+
+
+def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    return R.resize_cases(HAND_WORKED, part, suite, seed, align_corners=True)
+
+
+def check_upsample_bilinear(fn, part: str = "all", suite: str = "visible", seed: int | None = None,
+                            quiet: bool = False):
+    """Compare ``fn`` with ``F.interpolate(mode="bilinear", align_corners=...)``."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "upsample_bilinear", SIGNATURE)
+    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)

@@ -1,0 +1,314 @@
+"""Chapter 5 — max pooling with indices, and max-unpooling.
+
+    check_max_pool2d_with_indices(fn, part="basic" | "general" | "all", suite="visible")
+    check_max_unpool2d(fn, part="basic" | "general" | "all", suite="visible")
+
+Indices follow torch: for each (n, c) plane, the flat position ``h · W + w`` of
+the maximum in the *unpadded* input; among equal values the first in
+row-major window order wins.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+
+from ._core import Case, Derived, Exercise, Mistake, T, check
+from ._resize import require_4d
+from ._rules import Rule, warm_up
+from ._signature import check_signature
+
+warm_up()
+
+POOL_SIGNATURE = "input, kernel_size, stride=None, padding=0"
+UNPOOL_SIGNATURE = "input, indices, kernel_size, stride=None, padding=0, output_size=None"
+PARTS = ("basic", "general")
+
+POOL_OPS = r"max_pool|max_unpool|adaptive_max|fractional_max"
+POOL_RULE = Rule(POOL_OPS, "find each window's maximum and its position yourself; no max_pool/max_unpool operators")
+UNPOOL_RULE = Rule(POOL_OPS, "scatter the values to their positions yourself; no max_unpool operator "
+                             "(nor max_pool's backward, which is the same scatter)")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def reference_max_pool2d_with_indices(input, kernel_size, stride=None, padding=0):
+    require_4d(input)
+    return F.max_pool2d(input, kernel_size, stride, padding, return_indices=True)
+
+
+def reference_max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    require_4d(input)
+    return F.max_unpool2d(input, indices, kernel_size, stride, padding, output_size)
+
+
+# --------------------------------------------------------------------------
+# Models of the classic mistakes (library code: solutions may not call them)
+
+
+def pool_model(x, kernel_size, stride=None, padding=0, *, tie="first", pad_value=-math.inf, index="plane"):
+    """Max pooling via unfold, with switches for tie-breaking, padding value and index convention."""
+    require_4d(x)
+    (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+    sh, sw = _pair(stride if stride is not None else kernel_size)
+    N, C, H, W = x.shape
+    xp = F.pad(x, (pw, pw, ph, ph), value=pad_value).reshape(N * C, 1, H + 2 * ph, W + 2 * pw)
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    cols = F.unfold(xp, (kh, kw), stride=(sh, sw))  # (N·C, kh·kw, Ho·Wo)
+    if tie == "last":
+        pos = kh * kw - 1 - cols.flip(1).argmax(1)
+    else:
+        pos = cols.argmax(1)  # argmax keeps the first of equal maxima
+    values = cols.gather(1, pos[:, None])[:, 0].reshape(N, C, Ho, Wo)
+    r = torch.arange(Ho, device=x.device).repeat_interleave(Wo) * sh
+    c = torch.arange(Wo, device=x.device).repeat(Ho) * sw
+    pr, pc = r + pos // kw, c + pos % kw  # position in the padded input
+    if index == "window":
+        idx = pos
+    elif index == "padded":
+        idx = pr * (W + 2 * pw) + pc
+    else:
+        idx = (pr - ph) * W + (pc - pw)
+        if index == "tensor":
+            idx = idx + torch.arange(N * C, device=x.device)[:, None] * (H * W)
+    return values, idx.reshape(N, C, Ho, Wo)
+
+
+def _pool_mistakes():
+    return (
+        Mistake("indices count positions inside each window (0 … k·k−1); torch's count positions in the whole "
+                "(n, c) plane: h · W + w", lambda *a, **k: pool_model(*a, **k, index="window")),
+        Mistake("indices count positions in the padded input; torch counts them in the unpadded input "
+                "(h · W + w with the input's own h, w, W)", lambda *a, **k: _if_padded(a, k, "padded")),
+        Mistake("indices are flattened over the whole tensor; torch flattens each (n, c) plane on its own",
+                lambda *a, **k: pool_model(*a, **k, index="tensor")),
+        Mistake("ties go to the last maximum; torch keeps the first one in row-major window order "
+                "(replace the maximum only on a strictly greater value)", lambda *a, **k: pool_model(*a, **k, tie="last")),
+        Mistake("the input is padded with zeros; torch pads with −inf so that padding never wins",
+                lambda *a, **k: _if_padded(a, k, "zeros")),
+    )
+
+
+def _if_padded(args, kwargs, what):
+    padding = kwargs.get("padding", args[3] if len(args) > 3 else 0)
+    if max(_pair(padding)) == 0:
+        raise ValueError
+    if what == "zeros":
+        return pool_model(*args, **kwargs, pad_value=0.0)
+    return pool_model(*args, **kwargs, index="padded")
+
+
+def _pool_shape_hint(args, kwargs, want, got):
+    x, k = args[0], _pair(args[1])
+    stride = kwargs.get("stride")
+    p = _pair(kwargs.get("padding", 0))
+    lines = []
+    if len(got) != 4 or got[:2] != want[:2]:
+        return "the output is (N, C, H_out, W_out): batch and channels pass through."
+    for a, axis in ((0, "height"), (1, "width")):
+        i, g, w = x.shape[2 + a], got[2 + a], want[2 + a]
+        s = _pair(stride)[a] if stride is not None else k[a]
+        if g == w:
+            continue
+        line = f"{axis}: yours is {g}, expected floor(({i} + 2·{p[a]} − {k[a]}) / {s}) + 1 = {w}"
+        if stride is None and g == i + 2 * p[a] - k[a] + 1:
+            line += "; with stride=None the stride equals kernel_size, not 1."
+        lines.append(line)
+    return "\n".join(lines) or None
+
+
+def _features(case: Case) -> dict[str, bool]:
+    kw = case.kwargs
+    k = _pair(case.args[2] if len(case.args) > 2 and not isinstance(case.args[1], T) else case.args[1]) \
+        if len(case.args) > 1 else (1, 1)
+    stride = kw.get("stride")
+    s = _pair(stride) if stride is not None else k
+    return {
+        "stride different from kernel_size": stride is not None and s != k,
+        "overlapping windows (stride < kernel)": any(a < b for a, b in zip(s, k)),
+        "padding > 0": max(_pair(kw.get("padding", 0))) > 0,
+        "tied values": any(isinstance(v, T) and v.kind == "ties" for v in case.args),
+        "output_size given": kw.get("output_size") is not None,
+        "invalid arguments": case.label.startswith("invalid"),
+    }
+
+
+POOL_EXERCISE = Exercise(
+    name="max_pool2d_with_indices",
+    reference=reference_max_pool2d_with_indices,
+    rules=(POOL_RULE,),
+    rule_text="no max-pooling operator was called",
+    mistakes=_pool_mistakes(),
+    shape_hint=_pool_shape_hint,
+    features=_features,
+    output_names=("values", "indices"),
+)
+
+
+def _window_unpool_model(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Unpooling that reads each index as a position inside its window (a classic mistake)."""
+    (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+    sh, sw = _pair(stride if stride is not None else kernel_size)
+    N, C, Hi, Wi = x.shape
+    H = (Hi - 1) * sh - 2 * ph + kh
+    W = (Wi - 1) * sw - 2 * pw + kw
+    if output_size is not None:
+        H, W = tuple(output_size)[-2:]
+    r = torch.arange(Hi, device=x.device)[:, None] * sh - ph + indices // kw
+    c = torch.arange(Wi, device=x.device)[None, :] * sw - pw + indices % kw
+    if (r < 0).any() or (r >= H).any() or (c < 0).any() or (c >= W).any():
+        raise ValueError
+    out = x.new_zeros(N, C, H * W)
+    out.scatter_(2, (r * W + c).reshape(N, C, -1), x.reshape(N, C, -1))
+    return out.reshape(N, C, H, W)
+
+
+def _unpool_shape_hint(args, kwargs, want, got):
+    x = args[0]
+    k = _pair(args[2])
+    stride = kwargs.get("stride")
+    s = _pair(stride) if stride is not None else k
+    p = _pair(kwargs.get("padding", 0))
+    if len(got) != 4 or got[:2] != want[:2]:
+        return "the output is (N, C, H_out, W_out): batch and channels pass through."
+    if kwargs.get("output_size") is not None:
+        return (f"output_size={kwargs['output_size']!r} was given: the output's (H, W) must be its last two numbers "
+                "(it undoes a pooling whose input size the formula cannot recover).")
+    default = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + k[a] for a in (0, 1))
+    return (f"without output_size the output is (H_in − 1)·stride − 2·padding + kernel_size = {default} per axis.")
+
+
+UNPOOL_EXERCISE = Exercise(
+    name="max_unpool2d",
+    reference=reference_max_unpool2d,
+    rules=(UNPOOL_RULE,),
+    rule_text="no max-unpooling operator was called",
+    mistakes=(
+        Mistake("each index is read as a position inside its window; torch's indices are flat positions in the "
+                "whole (n, c) output plane: out.view(N, C, -1)[n, c, indices[n, c, i, j]] = input[n, c, i, j]",
+                _window_unpool_model),
+        Mistake("output_size is ignored — with output_size given, the output takes that size",
+                lambda x, i, k, stride=None, padding=0, output_size=None:
+                reference_max_unpool2d(x, i, k, stride, padding) if output_size is not None else None),
+    ),
+    shape_hint=_unpool_shape_hint,
+    features=_features,
+)
+
+
+# --------------------------------------------------------------------------
+# Cases
+
+POOL_NAMES = ("input", "kernel_size")
+UNPOOL_NAMES = ("input", "indices", "kernel_size")
+
+
+def _draw_pool(rng: random.Random, part: str):
+    if part == "basic":
+        k = rng.randint(1, 3)
+        return k, {}, (rng.randint(1, 2), rng.randint(1, 3), k * rng.randint(1, 3), k * rng.randint(1, 3))
+    k = (rng.randint(1, 3), rng.randint(1, 3)) if rng.random() < 0.5 else rng.randint(1, 3)
+    kh, kw = _pair(k)
+    kwargs = {}
+    if rng.random() < 0.7:
+        kwargs["stride"] = rng.randint(1, 3) if rng.random() < 0.5 else (rng.randint(1, 3), rng.randint(1, 3))
+    if rng.random() < 0.6:
+        kwargs["padding"] = (rng.randint(0, kh // 2), rng.randint(0, kw // 2)) if rng.random() < 0.5 \
+            else rng.randint(0, min(kh, kw) // 2)
+    shape = (rng.randint(1, 2), rng.randint(1, 3), rng.randint(kh, 8), rng.randint(kw, 8))
+    return k, kwargs, shape
+
+
+def pool_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    if part == "all":
+        return [c for p in PARTS for c in pool_cases(p, suite, seed)]
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
+    base = seed if seed is not None else (0 if suite == "visible" else 1)
+    rng = random.Random(f"pool-{part}-{base}")
+    out = []
+    if part == "basic":
+        grid = [1., 5., 2., 2., 3., 0., 2., 1., 7., 7., 0., 4., 7., 1., 4., 4.]
+        out.append(Case(POOL_NAMES, (T((1, 1, 4, 4), grid), 2),
+                        label="hand-worked: a 4x4 grid with ties, 2x2 windows"))
+    count = {"visible": 8, "hidden": 24}[suite]
+    k = 0
+    while len(out) < count:
+        k += 1
+        ks, kwargs, shape = _draw_pool(rng, part)
+        kind = "ties" if k % 2 == 0 else "randn"
+        dtypes = (torch.float64, torch.float32) if k % 3 == 0 else (torch.float64,)
+        out.append(Case(POOL_NAMES, (T(shape, kind=kind), ks), kwargs, seed=base * 1000 + k, dtypes=dtypes))
+    if part == "general":
+        out += [
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": 2}, seed=base,
+                 label="invalid: padding larger than half the kernel"),
+            Case(POOL_NAMES, (T((1, 1, 2, 2)), 3), seed=base, label="invalid: kernel larger than the input"),
+            Case(POOL_NAMES, (T((1, 4, 4)), 2), seed=base, label="invalid: a 3-D input"),
+        ]
+    return out
+
+
+def _unpool_prepare(k, stride, padding):
+    def prepare(args, kwargs):
+        source = args[0]
+        pooled, indices = F.max_pool2d(source, k, stride, padding, return_indices=True)
+        return (pooled, indices, *args[2:]), kwargs
+    return prepare
+
+
+def unpool_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    if part == "all":
+        return [c for p in PARTS for c in unpool_cases(p, suite, seed)]
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
+    base = seed if seed is not None else (0 if suite == "visible" else 1)
+    rng = random.Random(f"unpool-{part}-{base}")
+    out = []
+    count = {"visible": 8, "hidden": 24}[suite]
+    k = 0
+    while len(out) < count:
+        k += 1
+        ks, kwargs, shape = _draw_pool(rng, part)
+        stride, padding = kwargs.get("stride"), kwargs.get("padding", 0)
+        (kh, kw), (ph, pw) = _pair(ks), _pair(padding)
+        sh, sw = _pair(stride if stride is not None else ks)
+        Ho, Wo = (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1
+        default = ((Ho - 1) * sh - 2 * ph + kh, (Wo - 1) * sw - 2 * pw + kw)
+        if default != tuple(shape[2:]) or (part == "general" and rng.random() < 0.5):
+            kwargs["output_size"] = tuple(shape[2:]) if rng.random() < 0.7 else tuple(shape)
+        kind = "ties" if k % 3 == 0 else "randn"
+        dtypes = (torch.float64, torch.float32) if k % 3 == 0 else (torch.float64,)
+        pool_args = ", ".join([str(ks)] + [f"{n}={v!r}" for n, v in (("stride", stride), ("padding", padding)) if v])
+        out.append(Case(UNPOOL_NAMES, (T(shape, kind=kind), Derived("indices", "(from the pooling)"), ks), kwargs,
+                        seed=base * 1000 + k, dtypes=dtypes,
+                        prepare=_unpool_prepare(ks, stride, padding),
+                        label=f"input, indices = F.max_pool2d(source {shape}, {pool_args}, return_indices=True)",
+                        prepare_repro=f"input, indices = torch.nn.functional.max_pool2d(input, {pool_args}, "
+                                      "return_indices=True)"))
+    if part == "general":
+        out.append(Case(UNPOOL_NAMES, (T((1, 1, 4, 5)), Derived("indices", "(from the pooling)"), 2),
+                        {"output_size": (9, 9)}, seed=base, prepare=_unpool_prepare(2, None, 0),
+                        label="invalid: output_size far larger than the pooling could have come from",
+                        prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, return_indices=True)"))
+    return out
+
+
+def check_max_pool2d_with_indices(fn, part: str = "all", suite: str = "visible", seed: int | None = None,
+                                  quiet: bool = False):
+    """Compare ``fn`` with ``F.max_pool2d(..., return_indices=True)``: values and indices."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "max_pool2d_with_indices", POOL_SIGNATURE)
+    return check(POOL_EXERCISE, fn, pool_cases(part, suite, seed), quiet=quiet)
+
+
+def check_max_unpool2d(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
+    """Compare ``fn`` with ``F.max_unpool2d`` on indices from torch's own max pooling."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "max_unpool2d", UNPOOL_SIGNATURE)
+    return check(UNPOOL_EXERCISE, fn, unpool_cases(part, suite, seed), quiet=quiet)
