@@ -179,3 +179,63 @@ def glue_figure(name: str, fig) -> None:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     glue(name, Image(data=buf.getvalue(), format="png"), display=False)
+
+
+def colour_image(size: int = 4, seed: int = 0) -> torch.Tensor:
+    """A small RGB test image (3, size, size): distinct, saturated colours, so every pixel is traceable."""
+    g = torch.Generator().manual_seed(seed)
+    hues = torch.randperm(size * size, generator=g).float() / (size * size)
+    h6 = hues * 6
+    i = h6.floor()
+    f = h6 - i
+    v, s = torch.ones_like(hues), 0.75 * torch.ones_like(hues)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    rgb = torch.zeros(3, size * size)
+    for k, (r, gg, b) in enumerate(choices):
+        m = i.long() % 6 == k
+        rgb[0][m], rgb[1][m], rgb[2][m] = r[m], gg[m], b[m]
+    return rgb.reshape(3, size, size)
+
+
+def value_grids_figure(grids, titles, fmt: str = "{:g}", cmap="viridis", cell: float = 0.42):
+    """Numeric grids side by side, each cell coloured by value and labelled with it (before/after views)."""
+    widths = [max(g.shape[-1], 2) for g in grids]
+    fig, axes = plt.subplots(1, len(grids), figsize=(cell * sum(widths) + 0.8 * len(grids),
+                                                      cell * max(g.shape[-2] for g in grids) + 0.8),
+                             gridspec_kw={"width_ratios": widths})
+    lo = min(float(g.min()) for g in grids)
+    hi = max(float(g.max()) for g in grids)
+    for ax, grid, title in zip(np.atleast_1d(axes), grids, titles):
+        arr = grid.detach().cpu().double().numpy()
+        ax.imshow(arr, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
+        for (r, c), v in np.ndenumerate(arr):
+            shade = (v - lo) / (hi - lo) if hi > lo else 0
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
+                    color="black" if shade > 0.55 else "white")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def labels_grid_figure(labels, title: str, fill=None, cell: float = 0.55, fontsize: int = 7):
+    """A grid of text labels (e.g. the source index of every output pixel), optionally coloured."""
+    rows, cols = len(labels), len(labels[0])
+    fig, ax = plt.subplots(figsize=(cell * cols + 0.6, cell * rows + 0.9))
+    draw_grid(ax, rows, cols, values=labels, fill=fill, fontsize=fontsize)
+    ax.set_xlim(-0.2, cols + 0.2)
+    ax.set_ylim(rows + 0.2, -0.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(header, rows) -> str:
+    """A Markdown table (displayed with IPython.display.Markdown; the book renders it)."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
