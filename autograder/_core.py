@@ -223,6 +223,7 @@ class Exercise:
     ``returns``        "tensor" or "size" (an int, or a tuple of ints)
     ``output_names``   for a function returning a tuple of tensors, their names
     ``errors``         exception types accepted where torch rejects the arguments
+    ``error_hint``     (args, kwargs, exception) -> sentence or None, when the learner's code raises
     """
 
     name: str
@@ -235,6 +236,7 @@ class Exercise:
     features: Callable[[Case], dict[str, bool]] | None = None
     returns: str = "tensor"
     output_names: tuple[str, ...] = ()
+    error_hint: Callable | None = None
     errors: tuple[type, ...] = (ValueError, RuntimeError)
 
 
@@ -413,7 +415,9 @@ def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callab
                     f"{type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)} — "
                     f"raise a ValueError (or RuntimeError) with a clear message instead.")
     if mine.error is not None:
-        return fail(f"{fn_name} raised {type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)}.")
+        hint = ex.error_hint(args, kwargs, mine.error) if ex.error_hint else None
+        return fail(f"{fn_name} raised {type(mine.error).__name__}: {_first_line(mine.error)}{_learner_frame(mine.error)}."
+                    + (f"\n  hint: {hint}" if hint else ""))
     if ex.returns == "size":
         return _judge_size(ex, fn_name, args, kwargs, mine.value, ref.value, fail)
     if ex.output_names:
@@ -540,15 +544,26 @@ class Report:
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
 
     def message(self, fn_name: str) -> str:
-        # Show the clearest failure: the first whose output matches a known mistake, else the first.
-        first = next((f for f in self.failures if f.mistake), self.failures[0])
+        # Show the clearest failure: the first one explained by the mistake that explains most
+        # failures, if that is at least half of them; else simply the first failure.
+        counts: dict[str, int] = {}
+        for f in self.failures:
+            if f.mistake:
+                counts[f.mistake] = counts.get(f.mistake, 0) + 1
+        top = max(counts, key=counts.get) if counts else None
+        first = self.failures[0]
+        if top and 2 * counts[top] >= len(self.failures):
+            first = next(f for f in self.failures if f.mistake == top)
         failed = len(self.failed_features)
         which = "the first" if first is self.failures[0] else "the clearest"
         lines = [f"{fn_name} failed {failed} of {self.cases} cases; {which}:",
                  f"  case: {first.case.describe()} — {DTYPE_NAMES.get(first.dtype, first.dtype)} on {first.device}",
                  f"  problem: {first.problem}"]
-        if first.mistake:
+        if first.mistake and first.mistake == top:
             lines.append(f"  likely mistake: {first.mistake}.")
+        elif top and counts[top] >= 2:
+            lines.append(f"  likely mistake (what {counts[top]} of the {len(self.failures)} failing outputs "
+                         f"match): {top}.")
         pattern = self.pattern()
         if pattern:
             lines.append(f"  pattern: {pattern}")

@@ -149,15 +149,22 @@ def gather2d(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.T
     return x[..., rows, :][..., :, cols]
 
 
-def nearest_model(x, size=None, scale_factor=None, *, index="floor32", use_factor=True):
-    """Nearest neighbour with a chosen index rule: 'floor32' (torch), 'floor64', 'round', 'half' (exact)."""
+def nearest_model(x, size=None, scale_factor=None, *, index="floor32", use_factor=True, special=("same", "double")):
+    """Nearest neighbour with a chosen index rule: 'floor32' (torch), 'floor64', 'round', 'half' (exact).
+
+    ``special`` lists torch's two shortcuts: an axis that keeps its size is copied
+    ("same"), and an axis exactly twice as long takes src = dst // 2 ("double"),
+    whatever the scale factor says.
+    """
     require_4d(x)
     H, W = x.shape[-2:]
     (oh, ow), (fh, fw) = out_sizes(H, W, size, scale_factor), _pair(scale_factor)
 
     def idx(i, o, f):
-        if o == i:  # torch copies an axis whose size does not change, whatever the factor
+        if o == i and "same" in special:
             return torch.arange(o, device=x.device)
+        if o == 2 * i and "double" in special:
+            return torch.arange(o, device=x.device) // 2
         s = source_scale(i, o, f, use_factor)
         d64 = torch.arange(o, dtype=torch.float64)
         if index == "floor32":

@@ -41,6 +41,11 @@ def _mistakes():
                 factor_only(lambda x, size, sf: R.nearest_model(x, size, sf, use_factor=False))),
         Mistake("the source index is computed in float64; torch computes floor(dst · scale) in float32",
                 lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="floor64")),
+        Mistake("an output exactly twice as long as the input takes src = dst // 2 in torch, whatever the "
+                "scale factor (2.2 on 2 pixels gives 4 outputs: sources 0, 0, 1, 1)",
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("same",))),
+        Mistake("an axis whose size does not change is copied unchanged in torch, whatever the scale factor",
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("double",))),
     )
 
 
@@ -59,6 +64,10 @@ HAND_WORKED = [
          label="hand-worked: [[1, 2], [3, 4]] doubled"),
     Case(R.NAMES, (T((1, 1, 1, 4), [10., 20., 30., 40.]),), {"scale_factor": 1.5},
          label="hand-worked: a row of 4 scaled by 1.5 (sources 0, 0, 1, 2, 2, 3)"),
+    Case(R.NAMES, (T((1, 1, 11, 3)),), {"scale_factor": (3.7, 1)}, seed=37,
+         label="torch's arithmetic: 11 rows x 3.7, where float32 and float64 pick different sources"),
+    Case(R.NAMES, (T((1, 1, 3, 2)),), {"scale_factor": (1, 2.2)}, seed=22,
+         label="torch's shortcut: 2 columns x 2.2 gives exactly 4, so src = dst // 2"),
 ]
 
 

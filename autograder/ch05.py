@@ -183,6 +183,18 @@ def _unpool_shape_hint(args, kwargs, want, got):
     return (f"without output_size the output is (H_in − 1)·stride − 2·padding + kernel_size = {default} per axis.")
 
 
+def _unpool_error_hint(args, kwargs, exc):
+    indices, k = args[1], _pair(args[2])
+    if not isinstance(indices, torch.Tensor) or indices.numel() == 0:
+        return None
+    top = int(indices.max())
+    if top >= k[0] * k[1]:
+        return (f"the indices are flat positions h · W + w in each (n, c) output plane (here up to {top}), "
+                f"not positions inside a window (those would be below k·k = {k[0] * k[1]}); the index alone "
+                "says where the value goes.")
+    return None
+
+
 UNPOOL_EXERCISE = Exercise(
     name="max_unpool2d",
     reference=reference_max_unpool2d,
@@ -198,6 +210,7 @@ UNPOOL_EXERCISE = Exercise(
     ),
     shape_hint=_unpool_shape_hint,
     features=_features,
+    error_hint=_unpool_error_hint,
 )
 
 

@@ -94,3 +94,168 @@ def size_with_bug(bug: str | None, returns: str = "int"):
         return list(out) if returns == "list" else tuple(out)
 
     return conv2d_output_size
+
+
+# --------------------------------------------------------------------------
+# Chapters 2 and 4: resizing. One independent implementation with switches:
+# per-axis index/weight lists built in plain Python, then gathered.
+
+
+def _out_size(i, size, factor):
+    return int(size) if size is not None else math.floor(i * factor)
+
+
+def resize_with_bug(mode: str, bug: str | None):
+    """``mode`` is 'nearest' or 'bilinear'; ``bug`` injects one learner mistake."""
+
+    def resize(input, size=None, scale_factor=None, align_corners=False):
+        if input.dim() != 4 or (size is None) == (scale_factor is None):
+            raise ValueError("need a 4-D input and exactly one of size and scale_factor")
+        sizes, factors = _pair(size) if size is not None else (None, None), _pair(scale_factor) if scale_factor is not None else (None, None)
+        ac = bool(align_corners) != (bug == "align_swapped")
+        outs = [_out_size(i, s, f) for i, s, f in zip(input.shape[-2:], sizes, factors)]
+        if min(outs) < 1:
+            raise ValueError("empty output")
+        if bug == "integer_only":  # repeat each pixel int(factor) times
+            f = int(factors[0] or 1)
+            return input.repeat_interleave(f, dim=2).repeat_interleave(int(factors[1] or 1), dim=3)
+        mats = []
+        for i, o, f in zip(input.shape[-2:], outs, factors):
+            m = torch.zeros(o, i, dtype=input.dtype)
+            for d in range(o):
+                if o == i:
+                    m[d, d] = 1
+                    continue
+                if mode == "nearest" and o == 2 * i:
+                    m[d, d // 2] = 1
+                    continue
+                scale = i / o if (f is None or bug == "in_over_out") else 1 / f
+                if mode == "nearest":
+                    if bug == "round":
+                        src = round(d * scale)
+                    elif bug == "float64":
+                        src = math.floor(d * scale)
+                    elif bug == "half":
+                        src = math.floor((d + 0.5) * scale)
+                    else:
+                        src = int(torch.floor(torch.tensor(d, dtype=torch.float32) * torch.tensor(scale, dtype=torch.float32)))
+                    m[d, min(src, i - 1)] = 1
+                    continue
+                if ac:
+                    src = d * (i - 1) / (o - 1) if o > 1 else 0.0
+                elif bug == "no_half_pixel":
+                    src = d * scale
+                else:
+                    src = (d + 0.5) * scale - 0.5
+                    if bug != "no_clamp":
+                        src = max(src, 0.0)
+                i0 = int(src)  # truncates toward zero: matters only without the clamp
+                i0 = min(max(i0, 0), i - 1)
+                i1 = min(i0 + 1, i - 1)
+                lam = src - i0
+                m[d, i0] += 1 - lam
+                m[d, i1] += lam
+            mats.append(m.to(input.device))
+        return torch.einsum("oh,nchw,pw->ncop", mats[0], input, mats[1])
+
+    if mode == "nearest":
+        def upsample_nearest(input, size=None, scale_factor=None):
+            return resize(input, size, scale_factor)
+        return upsample_nearest
+
+    def upsample_bilinear(input, size=None, scale_factor=None, align_corners=False):
+        return resize(input, size, scale_factor, align_corners)
+    return upsample_bilinear
+
+
+# --------------------------------------------------------------------------
+# Chapter 3
+
+
+def bed_of_nails_with_bug(bug: str | None):
+    def bed_of_nails(input, stride):
+        sh, sw = _pair(stride)
+        if input.dim() != 4 or min(sh, sw) < 1:
+            raise ValueError("bad arguments")
+        if bug == "stride_swapped":
+            sh, sw = sw, sh
+        N, C, H, W = input.shape
+        if bug == "no_trailing_zeros":
+            out = input.new_zeros(N, C, (H - 1) * sh + 1, (W - 1) * sw + 1)
+        else:
+            out = input.new_zeros(N, C, H * sh, W * sw)
+        off = (sh - 1, sw - 1) if bug == "offset" else (0, 0)
+        for i in range(H):
+            for j in range(W):
+                out[:, :, i * sh + off[0], j * sw + off[1]] = input[:, :, i, j]
+        return out
+    return bed_of_nails
+
+
+# --------------------------------------------------------------------------
+# Chapter 5: window loops, the way a first implementation looks.
+
+
+def max_pool_with_bug(bug: str | None):
+    def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0):
+        (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+        sh, sw = _pair(stride if stride is not None else (1 if bug == "stride_one" else kernel_size))
+        if input.dim() != 4 or ph > kh // 2 or pw > kw // 2:
+            raise ValueError("bad arguments")
+        N, C, H, W = input.shape
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        if Ho < 1 or Wo < 1:
+            raise ValueError("window larger than input")
+        fill = 0.0 if bug == "zero_pad" else float("-inf")
+        xp = F.pad(input, (pw, pw, ph, ph), value=fill)
+        values = input.new_zeros(N, C, Ho, Wo)
+        indices = torch.zeros(N, C, Ho, Wo, dtype=torch.long, device=input.device)
+        for n in range(N):
+            for c in range(C):
+                for i in range(Ho):
+                    for j in range(Wo):
+                        best, where = None, None
+                        for a in range(kh):
+                            for b in range(kw):
+                                v = float(xp[n, c, i * sh + a, j * sw + b])
+                                better = v >= best if (bug == "last_tie" and best is not None) else (best is None or v > best)
+                                if better:
+                                    best, where = v, (a, b)
+                        a, b = where
+                        values[n, c, i, j] = best
+                        r, q = i * sh + a, j * sw + b  # padded coordinates
+                        if bug == "window_indices":
+                            indices[n, c, i, j] = a * kw + b
+                        elif bug == "padded_indices":
+                            indices[n, c, i, j] = r * (W + 2 * pw) + q
+                        else:
+                            indices[n, c, i, j] = (r - ph) * W + (q - pw)
+        return values, indices
+    return max_pool2d_with_indices
+
+
+def max_unpool_with_bug(bug: str | None):
+    def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+        (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+        sh, sw = _pair(stride if stride is not None else kernel_size)
+        N, C, Hi, Wi = input.shape
+        H, W = (Hi - 1) * sh - 2 * ph + kh, (Wi - 1) * sw - 2 * pw + kw
+        if output_size is not None and bug != "ignore_output_size":
+            H, W = tuple(output_size)[-2:]
+            if not ((Hi - 1) * sh - 2 * ph + kh - sh < H < (Hi - 1) * sh - 2 * ph + kh + sh):
+                raise ValueError("output_size out of range")
+        out = input.new_zeros(N, C, H, W)
+        for n in range(N):
+            for c in range(C):
+                for i in range(Hi):
+                    for j in range(Wi):
+                        k = int(indices[n, c, i, j])
+                        if bug == "window_indices":
+                            r, q = i * sh - ph + k // kw, j * sw - pw + k % kw
+                        else:
+                            r, q = divmod(k, W)
+                        if not (0 <= r < H and 0 <= q < W):
+                            raise ValueError("index outside the output")
+                        out[n, c, r, q] = input[n, c, i, j]
+        return out
+    return max_unpool2d
