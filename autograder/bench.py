@@ -41,29 +41,31 @@ def paired(a, b, runs: int = 7, warmup: int = 1):
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
-def bench_checks(sol, runs):
-    """Latency of each visible check a learner runs, against torch computing the same cases bare."""
-    rows = []
+def bench_checks(runs):
+    """Latency of every visible check a learner runs (each part), against torch computing the same cases bare."""
+    from .registry import ENTRIES
 
-    def baseline(cases, ref):
-        def run():
-            for case in cases:
-                args, kwargs = case.materialise()
-                try:
-                    ref(*args, **kwargs)
-                except Exception:  # noqa: BLE001 - invalid-argument cases
-                    pass
-        return run
+    rows, solutions = [], {}
+    for e in ENTRIES:
+        if e.aid not in solutions:
+            solutions[e.aid] = load_functions(REPO / "solutions" / e.aid / f"{e.aid}.ipynb")
+        fn, check, make_cases = solutions[e.aid][e.function], e.load("check"), e.load("cases")
+        reference = e.load("exercise").reference
+        for part in e.parts:
+            cases = make_cases(part)
 
-    size_cases = ch01.size_cases()
-    a, b, r = paired(lambda: ch01.check_conv2d_output_size(sol["conv2d_output_size"], quiet=True),
-                     baseline(size_cases, ch01.reference_conv2d_output_size), runs)
-    rows.append(("visible check: conv2d_output_size", a, "torch on the same cases", b, r))
-    for part in ch01.PARTS:
-        cases = ch01.conv2d_cases(part)
-        a, b, r = paired(lambda p=part: ch01.check_conv2d(sol["conv2d"], part=p, quiet=True),
-                         baseline(cases, ch01.reference_conv2d), runs)
-        rows.append((f"visible check: conv2d part={part}", a, "torch on the same cases", b, r))
+            def baseline(cases=cases):
+                for case in cases:
+                    args, kwargs = case.materialise()
+                    try:
+                        reference(*args, **kwargs)
+                    except Exception:  # noqa: BLE001 - invalid-argument cases
+                        pass
+
+            kwargs = {} if part == "all" else {"part": part}
+            a, b, r = paired(lambda kw=kwargs: check(fn, quiet=True, **kw), baseline, runs)
+            label = e.function if part == "all" else f"{e.function} part={part}"
+            rows.append((f"visible check: {label} ({len(cases)} cases)", a, "torch on the same cases", b, r))
     return rows
 
 
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     sol = load_functions(REPO / "solutions" / "ch01_cnn_size" / "ch01_cnn_size.ipynb")
-    rows = bench_cold_start(args.runs) + bench_checks(sol, args.runs) + bench_kernels(sol, args.runs)
+    rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(sol, args.runs)
     if torch.cuda.is_available():
         rows += bench_kernels(sol, args.runs, "cuda")
     else:

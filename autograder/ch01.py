@@ -82,7 +82,10 @@ def _maybe_pair(rng: random.Random, lo: int, hi: int):
     return a if rng.random() < 0.5 else (a, rng.randint(lo, hi))
 
 
-def size_cases(suite: str = "visible", seed: int | None = None) -> list[Case]:
+def size_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    """Cases for ``conv2d_output_size`` (one part: ``"all"``)."""
+    if part != "all":
+        raise ValueError(f"conv2d_output_size has one part, 'all'; got {part!r}")
     names = ("size", "kernel_size")
     cases = [Case(names, (7, 3), label="the 7x7 input, 3x3 kernel of the chapter")]
     rng = random.Random(seed if seed is not None else (0 if suite == "visible" else 1))
@@ -120,7 +123,7 @@ def check_conv2d_output_size(fn, suite: str = "visible", seed: int | None = None
     """Compare ``fn`` with the output size torch's ``conv2d`` produces."""
     __tracebackhide__ = True  # noqa: F841
     check_signature(fn, "conv2d_output_size", SIZE_SIGNATURE)
-    return check(SIZE_EXERCISE, fn, size_cases(suite, seed), quiet=quiet)
+    return check(SIZE_EXERCISE, fn, size_cases("all", suite, seed), quiet=quiet)
 
 
 # --------------------------------------------------------------------------

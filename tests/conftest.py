@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -29,9 +30,14 @@ def release_path(aid: str) -> Path:
     return REPO / "notebooks" / aid / f"{aid}.ipynb"
 
 
-def load_solution(aid: str) -> dict:
-    """The instructor's reference functions of an assignment (its solution cells, run)."""
+@functools.lru_cache(maxsize=None)
+def _load_solution(aid: str) -> dict:
     return nbs.load_functions(solution_path(aid))
+
+
+def load_solution(aid: str) -> dict:
+    """The instructor's reference functions of an assignment (its solution cells, run once)."""
+    return _load_solution(aid)
 
 
 @pytest.fixture(scope="session")

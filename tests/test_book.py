@@ -76,3 +76,19 @@ def test_no_page_of_the_book_contains_a_solution(built, aid):
         text = page.read_text()
         leaked = [ln for ln in lines if html.escape(ln, quote=False) in text or ln in text]
         assert not leaked, f"{page.relative_to(built)} shows solution lines: {leaked[:3]}"
+
+
+def test_every_chapter_page_shows_executed_figures(built):
+    for page in toc_pages():
+        if not page.startswith("book/") or page == "book/intro":
+            continue
+        html_text = (built / f"{page}.html").read_text()
+        images = re.findall(r'<img[^>]+src="([^"]+)"', html_text)
+        assert len(images) >= 2, f"{page} shows {len(images)} figures"
+        assert "<Figure size" not in html_text, f"{page}: a figure was rendered as text"
+
+
+def test_readme_links_every_exercise_notebook():
+    readme = (REPO / "README.md").read_text()
+    for aid in ASSIGNMENTS:
+        assert f"notebooks/{aid}/{aid}.ipynb" in readme, f"README has no link for {aid}"

@@ -131,3 +131,44 @@ def test_solutions_pass_on_cuda(name):
     aid, check, parts = SOLUTIONS[name]
     report = check(load_solution(aid)[name], quiet=True)
     assert "cuda" in report.devices and report.ok
+
+
+# --------------------------------------------------------------------------
+# Property sweeps: the reference solutions equal torch for any valid arguments
+
+import math  # noqa: E402
+
+import torch.nn.functional as F  # noqa: E402
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+factors = st.one_of(st.integers(1, 4), st.floats(0.3, 4.0).map(lambda f: round(f, 2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), fh=factors, fw=factors, use_size=st.booleans(),
+       sh=st.integers(1, 12), sw=st.integers(1, 12), align=st.booleans())
+def test_solution_resizers_match_torch_for_any_valid_arguments(h, w, fh, fw, use_size, sh, sw, align):
+    x = torch.randn(1, 2, h, w, dtype=torch.float64)
+    kw = {"size": (sh, sw)} if use_size else {"scale_factor": (fh, fw)}
+    assume(use_size or (math.floor(h * fh) >= 1 and math.floor(w * fw) >= 1))
+    nearest = load_solution("ch02_nearest")["upsample_nearest"]
+    bilinear = load_solution("ch04_bilinear")["upsample_bilinear"]
+    assert torch.equal(nearest(x, **kw), F.interpolate(x, **kw, mode="nearest"))
+    torch.testing.assert_close(bilinear(x, **kw, align_corners=align),
+                               F.interpolate(x, **kw, mode="bilinear", align_corners=align))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), kh=st.integers(1, 3), kw=st.integers(1, 3),
+       s=st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))), data=st.data(), ties=st.booleans())
+def test_solution_pool_and_unpool_match_torch_for_any_valid_arguments(h, w, kh, kw, s, data, ties):
+    ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw // 2))
+    assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
+    x = torch.randint(0, 3, (2, 2, h, w)).double() if ties else torch.randn(2, 2, h, w, dtype=torch.float64)
+    sol = load_solution("ch05_max_unpooling")
+    values, indices = F.max_pool2d(x, (kh, kw), s, (ph, pw), return_indices=True)
+    mine_v, mine_i = sol["max_pool2d_with_indices"](x, (kh, kw), s, (ph, pw))
+    assert torch.equal(mine_v, values) and torch.equal(mine_i, indices)
+    expected = F.max_unpool2d(values, indices, (kh, kw), s, (ph, pw), output_size=(h, w))
+    assert torch.equal(sol["max_unpool2d"](values, indices, (kh, kw), s, (ph, pw), output_size=(h, w)), expected)
