@@ -75,3 +75,49 @@ def diagnose_conv_axis(axis: str, got: int, i: int, k: int, s: int, p: int, d: i
         if (ok, os_, op, od) != (k, s, p, d) and conv_out(i, ok, os_, op, od) == got:
             return f"{line}; {got} is what you get using the other axis' kernel/stride/padding/dilation (height and width swapped?)."
     return line + "."
+
+
+# --------------------------------------------------------------------------
+# Transposed convolution: the size formula run backwards
+
+
+def convT_out(i: int, k: int, s: int = 1, p: int = 0, op: int = 0, d: int = 1) -> int:
+    """(i − 1)s − 2p + d(k − 1) + output_padding + 1 for one axis."""
+    return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def convT_formula_text(i, k, s, p, op, d) -> str:
+    return f"({i}−1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {convT_out(i, k, s, p, op, d)}"
+
+
+CONVT_SIZE_VARIANTS = (
+    Variant("padding added instead of cropped (+2p instead of −2p)",
+            lambda i, k, s, p, op, d: (i - 1) * s + 2 * p + d * (k - 1) + op + 1),
+    Variant("padding cropped from one side only (−p instead of −2p)",
+            lambda i, k, s, p, op, d: (i - 1) * s - p + d * (k - 1) + op + 1),
+    Variant("padding ignored", lambda i, k, s, p, op, d: (i - 1) * s + d * (k - 1) + op + 1),
+    Variant("output_padding ignored", lambda i, k, s, p, op, d: (i - 1) * s - 2 * p + d * (k - 1) + 1),
+    Variant("dilation ignored (the dilated kernel spans d·(k−1)+1 pixels)",
+            lambda i, k, s, p, op, d: (i - 1) * s - 2 * p + (k - 1) + op + 1),
+    Variant("i·s instead of (i−1)·s: the last input pixel's stamp starts at (i−1)·s",
+            lambda i, k, s, p, op, d: i * s - 2 * p + d * (k - 1) + op + 1),
+    Variant("stride ignored", lambda i, k, s, p, op, d: (i - 1) - 2 * p + d * (k - 1) + op + 1),
+    Variant("the ordinary convolution's formula — a transposed convolution runs it backwards",
+            lambda i, k, s, p, op, d: (i + 2 * p - d * (k - 1) - 1) // s + 1),
+)
+
+
+def diagnose_convT_axis(axis: str, got: int, i, k, s, p, op, d, other=None) -> str:
+    """One sentence on a wrong transposed-convolution output size along ``axis``."""
+    expected = convT_out(i, k, s, p, op, d)
+    line = (f"{axis}: yours is {got}, expected {convT_formula_text(i, k, s, p, op, d)} (input {i}, kernel {k}, "
+            f"stride {s}, padding {p}, output_padding {op}, dilation {d})")
+    for v in CONVT_SIZE_VARIANTS:
+        try:
+            if v.formula(i, k, s, p, op, d) == got != expected:
+                return f"{line}; {got} is what you get with {v.name}."
+        except ZeroDivisionError:
+            continue
+    if other is not None and convT_out(i, *other) == got:
+        return f"{line}; {got} is what you get using the other axis' arguments (height and width swapped?)."
+    return line + "."

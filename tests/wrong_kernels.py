@@ -259,3 +259,56 @@ def max_unpool_with_bug(bug: str | None):
                         out[n, c, r, q] = input[n, c, i, j]
         return out
     return max_unpool2d
+
+
+# --------------------------------------------------------------------------
+# Chapter 6: the zero-insertion route (insert zeros, pad, correlate with the flipped
+# kernel via unfold) — a different formulation from the solution's scatter-add.
+
+CONVT_BUGS = ("not_flipped", "conv2d_layout", "padding_added", "output_padding_zeros", "dilation_ignored",
+              "group_offset", "bias_per_input_channel", "one_stride")
+
+
+def conv_transpose2d_with_bug(bug: str | None):
+    def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        (sH, sW), (pH, pW), (oH, oW), (dH, dW) = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
+        if min(sH, sW, dH, dW) < 1 or min(pH, pW, oH, oW) < 0 or oH >= max(sH, dH) or oW >= max(sW, dW):
+            raise ValueError("bad stride/padding/output_padding/dilation")
+        if bug == "one_stride":
+            sW = sH
+        if bug == "dilation_ignored":
+            dH = dW = 1
+        if bug == "output_padding_zeros":
+            zeros_h, zeros_w, oH, oW = oH, oW, 0, 0
+        w = weight.transpose(0, 1) if bug == "conv2d_layout" else weight
+        N, C, H, W = input.shape
+        if bug != "conv2d_layout" and (C != w.shape[0] or C % groups):
+            raise ValueError("channels do not fit the weight and groups")
+        _, C_out_g, kH, kW = w.shape
+        if bias is not None and bias.shape != (C_out_g * groups,):
+            raise ValueError("bias shape")
+        if bug == "group_offset" and groups > 1:
+            input = input[:, : C // groups].repeat(1, groups, 1, 1)
+        z = input.new_zeros(N, C, (H - 1) * sH + 1, (W - 1) * sW + 1)
+        z[..., ::sH, ::sW] = input  # zero insertion
+        fh, fw = dH * (kH - 1), dW * (kW - 1)
+        z = F.pad(z, (fw, fw + oW, fh, fh + oH))
+        k = w if bug == "not_flipped" else w.flip(-2, -1)
+        k = k.reshape(groups, C // groups, C_out_g, kH, kW).transpose(1, 2).reshape(groups, C_out_g, -1)
+        Hf, Wf = z.shape[2] - fh, z.shape[3] - fw
+        cols = F.unfold(z, (kH, kW), dilation=(dH, dW)).reshape(N, groups, -1, Hf * Wf)
+        out = torch.einsum("gok,ngkl->ngol", k, cols).reshape(N, groups * C_out_g, Hf, Wf)
+        if bug == "padding_added":
+            out = F.pad(out, (pW, pW, pH, pH))
+        else:
+            if Hf - 2 * pH < 0 or Wf - 2 * pW < 0:
+                raise ValueError("padding crops everything")
+            out = out[..., pH: Hf - pH, pW: Wf - pW]
+        if bug == "output_padding_zeros":
+            out = F.pad(out, (0, zeros_w, 0, zeros_h))
+        if bias is not None:
+            times = C // groups if bug == "bias_per_input_channel" else 1
+            out = out + times * bias.reshape(1, -1, 1, 1)
+        return out
+
+    return conv_transpose2d

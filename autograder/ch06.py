@@ -1,0 +1,564 @@
+"""Chapter 6 — transposed convolution.
+
+    check_conv_transpose2d_output_size(fn, suite="visible")
+    check_conv_transpose2d(fn, part="basic" | "general" | "groups" | "all", suite="visible")
+    check_conv_transpose2d_module(cls, part="structure" | "training" | "all", suite="visible")
+
+``general`` cases always include padding > 0 together with output_padding > 0:
+only then do the output_padding rows hold computed values rather than zeros.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._arith import convT_out, diagnose_convT_axis, pair
+from ._core import (CPU_ONLY_NOTICE, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
+                    available_devices, check)
+from ._rules import CONVOLUTION_OPS, ForbiddenOpError, LibraryGuard, OpGuard, Rule, warm_up
+from ._signature import check_signature
+
+warm_up()
+
+# --------------------------------------------------------------------------
+# conv_transpose2d_output_size
+
+SIZE_SIGNATURE = "size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1"
+
+
+def reference_conv_transpose2d_output_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
+    """Ask torch: run ``F.conv_transpose2d`` on a zero image of that size and read the shape."""
+    h, w = pair(size, "size")
+    x = torch.zeros(1, 1, h, w)
+    k = torch.zeros(1, 1, *pair(kernel_size, "kernel_size"))
+    out = tuple(F.conv_transpose2d(x, k, stride=stride, padding=padding, output_padding=output_padding,
+                                   dilation=dilation).shape[-2:])
+    scalar = all(isinstance(v, int) for v in (size, kernel_size, stride, padding, output_padding, dilation))
+    return out[0] if scalar else out
+
+
+def _args6(args, kwargs):
+    names = ("stride", "padding", "output_padding", "dilation")
+    defaults = (1, 0, 0, 1)
+    values = [kwargs.get(n, args[2 + j] if len(args) > 2 + j else dv) for j, (n, dv) in enumerate(zip(names, defaults))]
+    return [pair(v) for v in values]
+
+
+def _size_hint(args, kwargs, want, got):
+    i, k = pair(args[0]), pair(args[1])
+    s, p, op, d = _args6(args, kwargs)
+    if isinstance(want, int):
+        return diagnose_convT_axis("size", int(got), i[0], k[0], s[0], p[0], op[0], d[0])
+    lines = []
+    for ax, name in ((0, "height"), (1, "width")):
+        if got[ax] != want[ax]:
+            other = (k[1 - ax], s[1 - ax], p[1 - ax], op[1 - ax], d[1 - ax])
+            lines.append(diagnose_convT_axis(name, got[ax], i[ax], k[ax], s[ax], p[ax], op[ax], d[ax], other))
+    return "\n  ".join(lines) or None
+
+
+def _size_features(case: Case) -> dict[str, bool]:
+    kw = case.kwargs
+    return {
+        "stride > 1": max(pair(kw.get("stride", 1))) > 1,
+        "padding > 0": max(pair(kw.get("padding", 0))) > 0,
+        "output_padding > 0": max(pair(kw.get("output_padding", 0))) > 0,
+        "dilation > 1": max(pair(kw.get("dilation", 1))) > 1,
+        "pair arguments": any(isinstance(v, tuple) for v in (*case.args, *kw.values())),
+        "invalid arguments": case.label.startswith("invalid"),
+    }
+
+
+SIZE_EXERCISE = Exercise(
+    name="conv_transpose2d_output_size",
+    reference=reference_conv_transpose2d_output_size,
+    returns="size",
+    size_hint=_size_hint,
+    features=_size_features,
+)
+
+
+def _maybe_pair(rng, lo, hi):
+    a = rng.randint(lo, hi)
+    return a if rng.random() < 0.5 else (a, rng.randint(lo, hi))
+
+
+def _hyper(rng: random.Random, padding=True, output_padding=True, dilation=True):
+    """Draw stride, padding, output_padding, dilation; output_padding < max(stride, dilation) per axis."""
+    s = _maybe_pair(rng, 1, 3)
+    d = _maybe_pair(rng, 1, 2) if dilation and rng.random() < 0.4 else 1
+    p = _maybe_pair(rng, 0, 2) if padding else 0
+    kw = {"stride": s, "padding": p, "dilation": d}
+    if output_padding:
+        limit = [max(a, b) - 1 for a, b in zip(pair(s), pair(d))]
+        op = tuple(rng.randint(0, m) for m in limit)
+        kw["output_padding"] = op if op[0] != op[1] else op[0]
+    return kw
+
+
+def size_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    """Cases for ``conv_transpose2d_output_size`` (one part: ``"all"``)."""
+    if part != "all":
+        raise ValueError(f"conv_transpose2d_output_size has one part, 'all'; got {part!r}")
+    names = ("size", "kernel_size")
+    cases = [Case(names, (7, 3), {"stride": 1, "padding": 1}, label="the chapter's 7 -> 7 (3x3 kernel, padding 1)"),
+             Case(names, (4, 3), {"stride": 4, "output_padding": 1}, label="the chapter's 4 -> 16 with gaps"),
+             Case(names, (4, 4), {"stride": 4}, label="the chapter's 4 -> 16 without gaps")]
+    rng = random.Random(seed if seed is not None else (0 if suite == "visible" else 1))
+    count = 14 if suite == "visible" else 60
+    while len(cases) < count:
+        kw = _hyper(rng)
+        size, kernel = _maybe_pair(rng, 1, 12), _maybe_pair(rng, 1, 5)
+        try:
+            out = reference_conv_transpose2d_output_size(size, kernel, **kw)
+        except RuntimeError:
+            continue
+        if 0 in pair(out):  # torch allows an empty output; not worth a random case
+            continue
+        cases.append(Case(names, (size, kernel), kw))
+    cases += [
+        Case(names, (5, 3), {"stride": 2, "output_padding": 2}, label="invalid: output_padding not below the stride"),
+        Case(names, (5, 3), {"stride": 0}, label="invalid: stride 0"),
+        Case(names, (1, 3), {"padding": 2}, label="invalid: padding crops everything"),
+    ]
+    if suite == "hidden":
+        cases += [Case(names, (5, 3), {"stride": 1, "output_padding": 1, "dilation": 2},
+                       label="output_padding below the dilation"),
+                  Case(names, (5, 3), {"padding": -1}, label="invalid: negative padding"),
+                  Case(names, (5, 3), {"stride": 2, "output_padding": -1}, label="invalid: negative output_padding")]
+    return cases
+
+
+def check_conv_transpose2d_output_size(fn, suite: str = "visible", seed: int | None = None, quiet: bool = False):
+    """Compare ``fn`` with the output size torch's ``conv_transpose2d`` produces."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "conv_transpose2d_output_size", SIZE_SIGNATURE)
+    return check(SIZE_EXERCISE, fn, size_cases("all", suite, seed), quiet=quiet)
+
+
+# --------------------------------------------------------------------------
+# conv_transpose2d
+
+SIGNATURE = "input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1"
+NAMES = ("input", "weight", "bias")
+
+RULE = Rule(CONVOLUTION_OPS, "build the transposed convolution from indexing, sums and matrix products "
+                             "(scatter-add, or zero insertion plus your own sliding products); no convolution, "
+                             "transposed convolution or convolution-backward operator, and no autograd route "
+                             "through conv2d (torch.nn.grad.conv2d_input is one)")
+
+
+def reference_conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return F.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def _hp(kw):
+    return (pair(kw.get("stride", 1)), pair(kw.get("padding", 0)), pair(kw.get("output_padding", 0)),
+            pair(kw.get("dilation", 1)), int(kw.get("groups", 1)))
+
+
+def _shape_hint(args, kwargs, want, got):
+    x, w = args[0], args[1]
+    s, p, op, d, g = _hp(kwargs)
+    if len(got) != 4:
+        return f"the output should be 4-D (N, C_out, H_out, W_out); yours has {len(got)} dims."
+    lines = []
+    if got[0] != want[0]:
+        lines.append(f"batch: yours is {got[0]}, expected {want[0]} — N passes through unchanged.")
+    if got[1] != want[1]:
+        if got[1] == w.shape[0]:
+            lines.append(f"channels: yours is {got[1]} = weight.shape[0]; ConvTranspose2d weights are laid out "
+                         f"(C_in, C_out/groups, kH, kW), so C_out = weight.shape[1] · groups = {want[1]} — "
+                         "the Conv2d layout (C_out, C_in/groups, ...) is the other way round.")
+        else:
+            lines.append(f"channels: yours is {got[1]}, expected weight.shape[1] · groups = {want[1]}.")
+    kH, kW = w.shape[-2:]
+    if s[0] != s[1] and (got[2], got[3]) in {(convT_out(x.shape[2], kH, s[a], p[0], op[0], d[0]),
+                                               convT_out(x.shape[3], kW, s[a], p[1], op[1], d[1])) for a in (0, 1)}:
+        lines.append(f"height and width: yours are {got[2]}x{got[3]}, expected {want[2]}x{want[3]}; yours is what "
+                     "one stride for both axes gives — stride=(s_H, s_W) has one per axis.")
+        return "\n".join(lines)
+    for dim, name, i, k, a in ((2, "height", x.shape[2], kH, 0), (3, "width", x.shape[3], kW, 1)):
+        if got[dim] != want[dim]:
+            other = ((kW if a == 0 else kH), s[1 - a], p[1 - a], op[1 - a], d[1 - a])
+            lines.append(diagnose_convT_axis(name, got[dim], i, k, s[a], p[a], op[a], d[a], other))
+    return "\n".join(lines) or None
+
+
+def _features(case: Case) -> dict[str, bool]:
+    s, p, op, d, g = _hp(case.kwargs)
+    w = case.args[1]
+    bias = case.args[2] if len(case.args) > 2 else case.kwargs.get("bias")
+    return {
+        "stride > 1": max(s) > 1,
+        "padding > 0": max(p) > 0,
+        "output_padding > 0": max(op) > 0,
+        "padding > 0 with output_padding > 0": max(p) > 0 and max(op) > 0,
+        "dilation > 1": max(d) > 1,
+        "groups > 1": g > 1,
+        "a bias": bias is not None,
+        "a non-square kernel": isinstance(w, T) and w.shape[-1] != w.shape[-2],
+        "different height and width strides": s[0] != s[1],
+        "invalid arguments": case.label.startswith("invalid"),
+    }
+
+
+def _mistakes():
+    ref = reference_conv_transpose2d
+
+    def flipped(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        return ref(x, w.flip(-2, -1), b, stride, padding, output_padding, groups, dilation)
+
+    def conv2d_layout(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        if groups != 1 or w.shape[0] != w.shape[1]:
+            raise ValueError
+        return ref(x, w.transpose(0, 1), b, stride, padding, output_padding, groups, dilation)
+
+    def padding_added(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        ph, pw = pair(padding)
+        if ph == pw == 0:
+            raise ValueError
+        return F.pad(ref(x, w, b, stride, 0, output_padding, groups, dilation), (pw, pw, ph, ph))
+
+    def output_padding_zeros(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        oh, ow = pair(output_padding)
+        if oh == ow == 0:
+            raise ValueError
+        y = F.pad(ref(x, w, None, stride, padding, 0, groups, dilation), (0, ow, 0, oh))
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def dilation_ignored(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        if pair(dilation) == (1, 1):
+            raise ValueError
+        op = tuple(min(o, s - 1) for o, s in zip(pair(output_padding), pair(stride)))
+        return ref(x, w, b, stride, padding, op, groups, 1)
+
+    def group_offset(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        if groups == 1:
+            raise ValueError
+        per = x.shape[1] // groups
+        return ref(x[:, :per].repeat(1, groups, 1, 1), w, b, stride, padding, output_padding, groups, dilation)
+
+    def bias_per_input_channel(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        if b is None:
+            raise ValueError
+        return ref(x, w, None, stride, padding, output_padding, groups, dilation) + \
+            (w.shape[0] // groups) * b.reshape(1, -1, 1, 1)
+
+    def one_stride(axis):
+        def model(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+            s = pair(stride)
+            if s[0] == s[1]:
+                raise ValueError
+            both = (s[axis], s[axis])
+            op = tuple(min(o, max(sv, dv) - 1) for o, sv, dv in zip(pair(output_padding), both, pair(dilation)))
+            return ref(x, w, b, both, padding, op, groups, dilation)
+        return model
+
+    return (
+        Mistake("the kernel is not flipped in the zero-insertion route — the ordinary convolution that follows zero "
+                "insertion uses the kernel rotated by 180° (w.flip(-2, -1)); equivalently, scatter-add stamps the "
+                "kernel as it is", flipped),
+        Mistake("the weight is read in Conv2d's layout (C_out, C_in/groups, ...); ConvTranspose2d weights are "
+                "(C_in, C_out/groups, kH, kW)", conv2d_layout),
+        Mistake("padding is added instead of cropped — in a transposed convolution padding p removes p rows and "
+                "columns from each side of the full output", padding_added),
+        Mistake("the output_padding rows and columns are filled with zeros; they are part of the computed output "
+                "(with padding > 0 they hold real values): compute the full output and crop only the padding",
+                output_padding_zeros),
+        Mistake("dilation ignored — the kernel taps are `dilation` pixels apart in the stamp", dilation_ignored),
+        Mistake("the groups are mixed up: every group reads the first group's input channels — group g maps input "
+                "channels g·C_in/groups … to output channels g·C_out/groups …", group_offset),
+        Mistake("the bias is added once per input channel (C_in/groups times); add bias[c_out] once to every "
+                "pixel of output channel c_out", bias_per_input_channel),
+        Mistake("the height stride is used for both axes — stride=(s_H, s_W)", one_stride(0)),
+        Mistake("the width stride is used for both axes — stride=(s_H, s_W)", one_stride(1)),
+    )
+
+
+EXERCISE = Exercise(
+    name="conv_transpose2d",
+    reference=reference_conv_transpose2d,
+    rules=(RULE,),
+    rule_text="no convolution, transposed-convolution or convolution-backward operator was called",
+    mistakes=_mistakes(),
+    shape_hint=_shape_hint,
+    features=_features,
+)
+
+PARTS = ("basic", "general", "groups")
+
+
+def _hand_worked() -> Case:
+    # Stride 2 with a 2x2 kernel: the four stamps tile the output without overlapping, so each
+    # block is input[i, j] times the kernel — a flipped kernel shows as mirrored blocks.
+    return Case(NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]), T((1, 1, 2, 2), [1., 10., 100., 1000.]), None),
+                {"stride": 2}, label="hand-worked: [[1, 2], [3, 4]] stamping [[1, 10], [100, 1000]] at stride 2")
+
+
+def _random_case(rng: random.Random, part: str, seed: int) -> Case | None:
+    groups = rng.choice((2, 3)) if part == "groups" else 1
+    if part == "basic":
+        kw = {"stride": _maybe_pair(rng, 1, 3)}
+    else:
+        kw = _hyper(rng)
+        if part == "general" and seed % 2 == 0:  # padding > 0 together with output_padding > 0
+            kw["padding"] = _maybe_pair(rng, 1, 2)
+            s = pair(kw["stride"])
+            kw["stride"] = (max(s[0], 2), max(s[1], 2))
+            kw["output_padding"] = 1
+    if groups > 1:
+        kw["groups"] = groups
+    n, c_in, c_out = rng.randint(1, 2), groups * rng.randint(1, 2), groups * rng.randint(1, 2)
+    kh, kw_ = rng.randint(1, 3), rng.randint(1, 3)
+    h, w = rng.randint(1, 5), rng.randint(1, 5)
+    s, p, op, d, g = _hp(kw)
+    if convT_out(h, kh, s[0], p[0], op[0], d[0]) < 1 or convT_out(w, kw_, s[1], p[1], op[1], d[1]) < 1:
+        return None
+    bias = T((c_out,)) if rng.random() < 0.6 else None
+    dtypes = (torch.float64, torch.float32) if seed % 3 == 0 else (torch.float64,)
+    return Case(NAMES, (T((n, c_in, h, w)), T((c_in, c_out // groups, kh, kw_)), bias), kw, seed=seed, dtypes=dtypes)
+
+
+def _invalid_cases(seed: int) -> list[Case]:
+    x = T((1, 4, 3, 3))
+    return [
+        Case(NAMES, (x, T((4, 2, 3, 3)), None), {"stride": 2, "output_padding": 2}, seed=seed,
+             label="invalid: output_padding not smaller than stride or dilation"),
+        Case(NAMES, (x, T((4, 2, 3, 3)), None), {"groups": 3}, seed=seed,
+             label="invalid: in channels not divisible by groups"),
+        Case(NAMES, (T((1, 3, 3, 3)), T((4, 2, 3, 3)), None), {}, seed=seed,
+             label="invalid: weight expects 4 input channels, input has 3"),
+        Case(NAMES, (x, T((4, 2, 3, 3)), T((3,))), {}, seed=seed, label="invalid: bias of the wrong size"),
+        Case(NAMES, (T((1, 4, 1, 1)), T((4, 2, 3, 3)), None), {"padding": 2}, seed=seed,
+             label="invalid: padding crops the whole output"),
+    ]
+
+
+def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    if part == "all":
+        return [c for p in PARTS for c in cases(p, suite, seed)]
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
+    base = seed if seed is not None else (0 if suite == "visible" else 1)
+    rng = random.Random(f"{part}-{base}")
+    count = {"visible": 10, "hidden": 40}[suite]
+    out = [_hand_worked()] if part == "basic" else []
+    k = 0
+    while len(out) < count:
+        k += 1
+        case = _random_case(rng, part, base * 1000 + k)
+        if case is not None:
+            out.append(case)
+    if part == "groups":
+        out += _invalid_cases(base)
+    return out
+
+
+def check_conv_transpose2d(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
+    """Compare ``fn`` with ``F.conv_transpose2d``."""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "conv_transpose2d", SIGNATURE)
+    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)
+
+
+# --------------------------------------------------------------------------
+# class ConvTranspose2d(nn.Module)
+
+MODULE_PARTS = ("structure", "training")
+MODULE_SIGNATURE = ("in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1, "
+                    "bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None")
+
+#: Constructor arguments the module checks use (visible); hidden adds more.
+CONFIGS = [
+    dict(in_channels=2, out_channels=3, kernel_size=3),
+    dict(in_channels=4, out_channels=6, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0), output_padding=(1, 0),
+         groups=2, dilation=(1, 2)),
+    dict(in_channels=3, out_channels=2, kernel_size=4, stride=2, padding=1, bias=False),
+]
+HIDDEN_CONFIGS = CONFIGS + [
+    dict(in_channels=6, out_channels=3, kernel_size=3, stride=3, padding=1, output_padding=2, groups=3),
+    dict(in_channels=1, out_channels=1, kernel_size=1),
+    dict(in_channels=2, out_channels=4, kernel_size=(3, 1), stride=(1, 2), padding=(1, 0), output_padding=(0, 1),
+         dilation=2, bias=False),
+]
+
+
+def _describe(cfg) -> str:
+    return "ConvTranspose2d(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
+
+
+def _build(cls, cfg, **extra):
+    try:
+        return cls(**cfg, **extra)
+    except NotImplementedError:
+        raise NotAttempted("ConvTranspose2d is not implemented yet (it raises NotImplementedError).") from None
+    except Exception as e:  # noqa: BLE001 - a learner error becomes a sentence
+        raise CheckFailure(f"{_describe(cfg)} raised {type(e).__name__}: {e}") from None
+
+
+def _guarded(call, what, allow=()):
+    """Run learner code under the chapter's rule; return its result or raise a learner-facing failure.
+
+    ``allow``: our own functions that torch calls back (gradcheck's function under test).
+    """
+    guard, library = OpGuard((RULE,)), LibraryGuard(allow)
+    try:
+        with guard, library:
+            result = call()
+    except NotImplementedError:
+        raise NotAttempted(f"{what} is not implemented yet (it raises NotImplementedError).") from None
+    except ForbiddenOpError:
+        result = None
+    except Exception as e:  # noqa: BLE001
+        if not (guard.violations or library.violations):
+            raise CheckFailure(f"{what} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        result = None
+    if library.violations or guard.violations:
+        op, rule = (library.violations or guard.violations)[0]
+        raise RuleViolation(f"{what} called `{op}`, which this exercise forbids: {rule.reason}") from None
+    return result
+
+
+def _check_structure(cls, configs):
+    for cfg in configs:
+        torch.manual_seed(0)
+        ref = nn.ConvTranspose2d(**cfg)
+        mine = _build(cls, cfg)
+        if not isinstance(mine, nn.Module):
+            raise CheckFailure("ConvTranspose2d must subclass torch.nn.Module.")
+        want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
+        if set(got) != set(want):
+            raise CheckFailure(f"{_describe(cfg)}: state_dict keys are {sorted(got)}; torch's are {sorted(want)} "
+                               "(register nn.Parameter attributes named weight and bias; with bias=False, "
+                               "register no bias parameter).")
+        for k in want:
+            if got[k] != want[k]:
+                hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
+                        if k == "weight" else "")
+                raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {got[k]}; torch's has {want[k]}{hint}.")
+        names = {n for n, _ in mine.named_parameters()}
+        if names != set(want):
+            raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {sorted(names)}; expected {sorted(want)}.")
+        try:
+            mine.load_state_dict(ref.state_dict())
+            ref.load_state_dict(mine.state_dict())
+        except Exception as e:  # noqa: BLE001
+            raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: {e}") from None
+        mine64 = _build(cls, cfg, dtype=torch.float64)
+        if any(p.dtype != torch.float64 for p in mine64.parameters()):
+            raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with that dtype.")
+    # Initialisation: torch's kaiming_uniform_(a=√5) gives U(−b, b) with b = 1/sqrt(fan_in),
+    # fan_in = (out_channels/groups)·kH·kW; the bias uses the same bound.
+    cfg = dict(in_channels=16, out_channels=32, kernel_size=3)
+    torch.manual_seed(1)
+    mine = _build(cls, cfg)
+    bound = 1 / math.sqrt(32 * 9)
+    w = mine.weight.detach().double()
+    if w.abs().max() > bound * (1 + 1e-6) or w.abs().max() < 0.8 * bound or abs(w.abs().mean() - bound / 2) > 0.05 * bound:
+        raise CheckFailure(f"{_describe(cfg)}: the weight should be initialised like torch's, uniformly in ±1/sqrt(fan_in) "
+                           f"= ±{bound:.4f} with fan_in = (out_channels/groups)·kH·kW; yours spans "
+                           f"[{float(w.min()):.4f}, {float(w.max()):.4f}] (nn.init.kaiming_uniform_(w, a=math.sqrt(5)) "
+                           "does it).")
+    b = mine.bias.detach().double()
+    if b.abs().max() > bound * (1 + 1e-6) or b.abs().max() == 0:
+        raise CheckFailure(f"{_describe(cfg)}: the bias should be initialised uniformly in ±1/sqrt(fan_in) = ±{bound:.4f}; "
+                           f"yours spans [{float(b.min()):.4f}, {float(b.max()):.4f}].")
+    for bad, why in ((dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), "in_channels not divisible by groups"),
+                     (dict(in_channels=4, out_channels=3, kernel_size=3, groups=2), "out_channels not divisible by groups"),
+                     (dict(in_channels=2, out_channels=2, kernel_size=3, padding_mode="reflect"),
+                      "a padding_mode other than 'zeros' (torch's ConvTranspose2d supports only 'zeros')")):
+        try:
+            cls(**bad)
+        except (ValueError, RuntimeError):
+            continue
+        except Exception as e:  # noqa: BLE001
+            raise CheckFailure(f"{_describe(bad)} ({why}) should raise a ValueError; it raised {type(e).__name__}: {e}") from None
+        raise CheckFailure(f"{_describe(bad)} ({why}) should raise a ValueError, as torch's does; yours accepted it.")
+
+
+def _check_training(cls, configs, devices):
+    from ._core import _value_problem  # one comparison for the whole library
+
+    g = torch.Generator().manual_seed(3)
+    for device in devices:
+        for cfg in configs:
+            torch.manual_seed(0)
+            ref = nn.ConvTranspose2d(**cfg).to(device=device, dtype=torch.float64)
+            mine = _build(cls, cfg).to(device=device, dtype=torch.float64)
+            mine.load_state_dict(ref.state_dict())
+            x = torch.randn(2, cfg["in_channels"], 4, 3, generator=g, dtype=torch.float64).to(device)
+            x_ref, x_mine = x.clone().requires_grad_(), x.clone().requires_grad_()
+            y_ref = ref(x_ref)
+            y = _guarded(lambda: mine(x_mine), f"{_describe(cfg)}.forward")
+            where = f"{_describe(cfg)} on {device}, float64"
+            if type(y) is not torch.Tensor or y.shape != y_ref.shape:
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise CheckFailure(f"{where}: forward returned {got}; expected shape {tuple(y_ref.shape)}.")
+            problem = _value_problem(y, y_ref, torch.float64)
+            if problem:
+                raise CheckFailure(f"{where}: forward differs from torch's with the same state_dict: {problem}")
+            up = torch.randn(y_ref.shape, generator=g, dtype=torch.float64).to(device)
+            grads_ref = torch.autograd.grad((y_ref * up).sum(), [x_ref, *ref.parameters()])
+            try:
+                grads = _guarded(lambda: torch.autograd.grad((y * up).sum(), [x_mine, *mine.parameters()]),
+                                 f"{_describe(cfg)} backward")
+            except CheckFailure as e:
+                raise CheckFailure(f"{where}: gradients could not be computed — {e} (build the forward from "
+                                   "differentiable tensor operations; no .item(), numpy or in-place writes into "
+                                   "tensors that need gradients)") from None
+            names = ["input"] + [n for n, _ in ref.named_parameters()]
+            for name, gm, gr in zip(names, grads, grads_ref):
+                problem = _value_problem(gm, gr, torch.float64)
+                if problem:
+                    raise CheckFailure(f"{where}: the gradient with respect to {name} differs from torch's: {problem}")
+    cfg = dict(in_channels=2, out_channels=2, kernel_size=2, stride=2, padding=1, output_padding=1)
+    mine = _build(cls, cfg, dtype=torch.float64)
+    x = torch.randn(1, 2, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def forward(inp, w, b):
+        return torch.func.functional_call(mine, {"weight": w, "bias": b}, (inp,))
+
+    def run():
+        return torch.autograd.gradcheck(forward, (x, mine.weight.detach().clone().requires_grad_(),
+                                                  mine.bias.detach().clone().requires_grad_()), raise_exception=False)
+    if not _guarded(run, f"gradcheck of {_describe(cfg)}", allow=(forward,)):
+        raise CheckFailure(f"torch.autograd.gradcheck fails for {_describe(cfg)} in float64: the analytical gradients "
+                           "of your forward do not match finite differences.")
+
+
+def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,
+                                  quiet: bool = False):
+    """Check a learner's ``ConvTranspose2d`` class against ``torch.nn.ConvTranspose2d``.
+
+    ``structure``: constructor, parameter names and shapes, state_dict both ways, dtype, initialisation,
+    invalid arguments. ``training``: forward and gradients (input, weight, bias) equal torch's after
+    loading torch's state_dict, on every device; gradcheck in float64.
+    """
+    __tracebackhide__ = True  # noqa: F841
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+        raise CheckFailure(f"ConvTranspose2d should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
+    check_signature(cls.__init__, "ConvTranspose2d.__init__", "self, " + MODULE_SIGNATURE)
+    configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
+    parts = MODULE_PARTS if part == "all" else (part,)
+    devices = available_devices()
+    for p in parts:
+        if p == "structure":
+            _check_structure(cls, configs)
+        elif p == "training":
+            _check_training(cls, configs, devices)
+        else:
+            raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
+    if not quiet:
+        print(f"✔ ConvTranspose2d: {', '.join(parts)} checks pass ({len(configs)} configurations, on "
+              f"{', '.join(devices)}).")
+        if "cuda" not in devices:
+            print("  " + CPU_ONLY_NOTICE)
+    return True
