@@ -394,144 +394,242 @@ def _describe(cfg) -> str:
     return "ConvTranspose2d(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
 
 
-def _build(cls, cfg, **extra):
-    try:
-        return cls(**cfg, **extra)
-    except NotImplementedError:
-        raise NotAttempted("ConvTranspose2d is not implemented yet (it raises NotImplementedError).") from None
-    except Exception as e:  # noqa: BLE001 - a learner error becomes a sentence
-        raise CheckFailure(f"{_describe(cfg)} raised {type(e).__name__}: {e}") from None
+def _err(e) -> dict:
+    return {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0][:300]}
 
 
-def _guarded(call, what, allow=()):
-    """Run learner code under the chapter's rule; return its result or raise a learner-facing failure.
-
-    ``allow``: our own functions that torch calls back (gradcheck's function under test).
-    """
+def _guarded(call, allow=()):
+    """Run learner code under the chapter's rule. Returns (result, error dict or None, violations)."""
     guard, library = OpGuard((RULE,)), LibraryGuard(allow)
+    result, error = None, None
     try:
         with guard, library:
             result = call()
-    except NotImplementedError:
-        raise NotAttempted(f"{what} is not implemented yet (it raises NotImplementedError).") from None
+    except NotImplementedError as e:
+        error = {"type": "NotImplementedError", "message": str(e)}
     except ForbiddenOpError:
-        result = None
-    except Exception as e:  # noqa: BLE001
-        if not (guard.violations or library.violations):
-            raise CheckFailure(f"{what} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        result = None
-    if library.violations or guard.violations:
-        op, rule = (library.violations or guard.violations)[0]
-        raise RuleViolation(f"{what} called `{op}`, which this exercise forbids: {rule.reason}") from None
-    return result
+        pass
+    except Exception as e:  # noqa: BLE001 - learner errors are data here
+        error = _err(e)
+    violations = [[op, rule.reason] for op, rule in (library.violations or guard.violations)]
+    return result, error, violations
 
 
-def _check_structure(cls, configs):
+def _plain(t, parameter=False):
+    """A plain CPU copy of a tensor; any other object (a subclass included) only by its type name."""
+    if type(t) is torch.Tensor or (parameter and type(t) is nn.Parameter):
+        return t.detach().to("cpu").clone()
+    return {"__type__": type(t).__name__}
+
+
+INVALID_CONFIGS = (
+    (dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), "in_channels not divisible by groups"),
+    (dict(in_channels=4, out_channels=3, kernel_size=3, groups=2), "out_channels not divisible by groups"),
+    (dict(in_channels=2, out_channels=2, kernel_size=3, padding_mode="reflect"),
+     "a padding_mode other than 'zeros' (torch's ConvTranspose2d supports only 'zeros')"),
+)
+INIT_CONFIG = dict(in_channels=16, out_channels=32, kernel_size=3)
+GRADCHECK_CONFIG = dict(in_channels=2, out_channels=2, kernel_size=2, stride=2, padding=1, output_padding=1)
+
+
+def _inputs(cfg, device):
+    """The input and upstream gradient of a configuration: the same in the sandbox and in the grader."""
+    g = torch.Generator().manual_seed(sum(map(ord, repr(sorted(cfg.items())))))
+    x = torch.randn(2, cfg["in_channels"], 4, 3, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    ref = nn.ConvTranspose2d(**cfg).to(dtype=torch.float64)
+    up = torch.randn(ref(x).shape, generator=g, dtype=torch.float64)
+    return ref.to(device), x.to(device), up.to(device)
+
+
+def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
+    """Run the learner's class on every configuration and record what it did, as plain data.
+
+    This is the only part of the module check that runs learner code; ``verdict_module`` judges the
+    record. In a notebook both run in the learner's process; when grading, this runs in the sandbox.
+    """
+    data = {"configs": [], "invalid": [], "init": None, "training": [], "gradcheck": None}
     for cfg in configs:
-        torch.manual_seed(0)
-        ref = nn.ConvTranspose2d(**cfg)
-        mine = _build(cls, cfg)
-        if not isinstance(mine, nn.Module):
-            raise CheckFailure("ConvTranspose2d must subclass torch.nn.Module.")
-        want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
-        if set(got) != set(want):
-            raise CheckFailure(f"{_describe(cfg)}: state_dict keys are {sorted(got)}; torch's are {sorted(want)} "
-                               "(register nn.Parameter attributes named weight and bias; with bias=False, "
-                               "register no bias parameter).")
-        for k in want:
-            if got[k] != want[k]:
-                hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
-                        if k == "weight" else "")
-                raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {got[k]}; torch's has {want[k]}{hint}.")
-        names = {n for n, _ in mine.named_parameters()}
-        if names != set(want):
-            raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {sorted(names)}; expected {sorted(want)}.")
-        try:
-            mine.load_state_dict(ref.state_dict())
-            ref.load_state_dict(mine.state_dict())
-        except Exception as e:  # noqa: BLE001
-            raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: {e}") from None
-        mine64 = _build(cls, cfg, dtype=torch.float64)
-        if any(p.dtype != torch.float64 for p in mine64.parameters()):
-            raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with that dtype.")
-    # Initialisation: torch's kaiming_uniform_(a=√5) gives U(−b, b) with b = 1/sqrt(fan_in),
-    # fan_in = (out_channels/groups)·kH·kW; the bias uses the same bound.
-    cfg = dict(in_channels=16, out_channels=32, kernel_size=3)
+        rec = {"cfg": cfg}
+        mine, rec["build_error"], _ = _guarded(lambda: cls(**cfg))
+        if mine is not None and isinstance(mine, nn.Module):
+            rec["state"] = {k: list(v.shape) for k, v in mine.state_dict().items()}
+            rec["params"] = sorted(n for n, _ in mine.named_parameters())
+            torch.manual_seed(0)
+            ref = nn.ConvTranspose2d(**cfg)
+            try:
+                mine.load_state_dict(ref.state_dict())
+                ref.load_state_dict(mine.state_dict())
+                rec["load_error"] = None
+            except Exception as e:  # noqa: BLE001
+                rec["load_error"] = _err(e)
+            m64, _, _ = _guarded(lambda: cls(**cfg, dtype=torch.float64))
+            rec["dtype64"] = m64 is not None and all(p.dtype == torch.float64 for p in m64.parameters())
+        elif mine is not None:
+            rec["build_error"] = {"type": "TypeError", "message": f"ConvTranspose2d(...) built a {type(mine).__name__}, "
+                                                                  "not a torch.nn.Module"}
+        data["configs"].append(rec)
     torch.manual_seed(1)
-    mine = _build(cls, cfg)
-    bound = 1 / math.sqrt(32 * 9)
-    w = mine.weight.detach().double()
-    if w.abs().max() > bound * (1 + 1e-6) or w.abs().max() < 0.8 * bound or abs(w.abs().mean() - bound / 2) > 0.05 * bound:
-        raise CheckFailure(f"{_describe(cfg)}: the weight should be initialised like torch's, uniformly in ±1/sqrt(fan_in) "
-                           f"= ±{bound:.4f} with fan_in = (out_channels/groups)·kH·kW; yours spans "
-                           f"[{float(w.min()):.4f}, {float(w.max()):.4f}] (nn.init.kaiming_uniform_(w, a=math.sqrt(5)) "
-                           "does it).")
-    b = mine.bias.detach().double()
-    if b.abs().max() > bound * (1 + 1e-6) or b.abs().max() == 0:
-        raise CheckFailure(f"{_describe(cfg)}: the bias should be initialised uniformly in ±1/sqrt(fan_in) = ±{bound:.4f}; "
-                           f"yours spans [{float(b.min()):.4f}, {float(b.max()):.4f}].")
-    for bad, why in ((dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), "in_channels not divisible by groups"),
-                     (dict(in_channels=4, out_channels=3, kernel_size=3, groups=2), "out_channels not divisible by groups"),
-                     (dict(in_channels=2, out_channels=2, kernel_size=3, padding_mode="reflect"),
-                      "a padding_mode other than 'zeros' (torch's ConvTranspose2d supports only 'zeros')")):
-        try:
-            cls(**bad)
-        except (ValueError, RuntimeError):
-            continue
-        except Exception as e:  # noqa: BLE001
-            raise CheckFailure(f"{_describe(bad)} ({why}) should raise a ValueError; it raised {type(e).__name__}: {e}") from None
-        raise CheckFailure(f"{_describe(bad)} ({why}) should raise a ValueError, as torch's does; yours accepted it.")
-
-
-def _check_training(cls, configs, devices):
-    from ._core import _value_problem  # one comparison for the whole library
-
-    g = torch.Generator().manual_seed(3)
+    init, err, _ = _guarded(lambda: cls(**INIT_CONFIG))
+    if init is not None and getattr(init, "weight", None) is not None:
+        data["init"] = {"weight": _plain(init.weight, True),
+                        "bias": _plain(init.bias, True) if init.bias is not None else None}
+    for bad, why in INVALID_CONFIGS:
+        _, err, _ = _guarded(lambda: cls(**bad))
+        data["invalid"].append({"cfg": bad, "why": why, "raised": err})
+    if "training" not in parts:
+        return data
     for device in devices:
         for cfg in configs:
-            torch.manual_seed(0)
-            ref = nn.ConvTranspose2d(**cfg).to(device=device, dtype=torch.float64)
-            mine = _build(cls, cfg).to(device=device, dtype=torch.float64)
-            mine.load_state_dict(ref.state_dict())
-            x = torch.randn(2, cfg["in_channels"], 4, 3, generator=g, dtype=torch.float64).to(device)
-            x_ref, x_mine = x.clone().requires_grad_(), x.clone().requires_grad_()
-            y_ref = ref(x_ref)
-            y = _guarded(lambda: mine(x_mine), f"{_describe(cfg)}.forward")
+            rec = {"cfg": cfg, "device": device}
+            ref, x, up = _inputs(cfg, device)
+            mine, rec["build_error"], _ = _guarded(lambda: cls(**cfg))
+            if mine is None:
+                data["training"].append(rec)
+                continue
+            try:
+                mine = mine.to(device=device, dtype=torch.float64)
+                mine.load_state_dict(ref.state_dict())
+            except Exception as e:  # noqa: BLE001
+                rec["build_error"] = _err(e)
+                data["training"].append(rec)
+                continue
+            xm = x.clone().requires_grad_()
+            y, rec["forward_error"], rec["violations"] = _guarded(lambda: mine(xm))
+            rec["forward"] = _plain(y) if y is not None else None
+            if type(y) is torch.Tensor and y.shape == up.shape and not rec["violations"]:
+                grads, rec["backward_error"], rec["violations"] = _guarded(
+                    lambda: torch.autograd.grad((y * up).sum(), [xm, *mine.parameters()]))
+                rec["grads"] = [_plain(gr) for gr in grads] if grads is not None else None
+            data["training"].append(rec)
+    mine, err, _ = _guarded(lambda: cls(**GRADCHECK_CONFIG, dtype=torch.float64))
+    if mine is not None:
+        x = torch.randn(1, 2, 3, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64,
+                        requires_grad=True)
+
+        def forward(inp, w, b):
+            return torch.func.functional_call(mine, {"weight": w, "bias": b}, (inp,))
+
+        ok, err, viol = _guarded(lambda: torch.autograd.gradcheck(
+            forward, (x, mine.weight.detach().clone().requires_grad_(), mine.bias.detach().clone().requires_grad_()),
+            raise_exception=False), allow=(forward,))
+        data["gradcheck"] = {"ok": bool(ok) if ok is not None else False, "error": err, "violations": viol}
+    return data
+
+
+def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
+    """Judge a record from ``collect_module`` against torch; raise a learner-facing failure or return."""
+    from ._core import _value_problem
+
+    def check_build(rec):
+        err = rec.get("build_error")
+        if err and err["type"] == "NotImplementedError":
+            raise NotAttempted("ConvTranspose2d is not implemented yet (it raises NotImplementedError).")
+        if err:
+            raise CheckFailure(f"{_describe(rec['cfg'])} raised {err['type']}: {err['message']}")
+
+    if "structure" in parts:
+        for rec in data["configs"]:
+            check_build(rec)
+            cfg = rec["cfg"]
+            want = {k: list(v.shape) for k, v in nn.ConvTranspose2d(**cfg).state_dict().items()}
+            got = rec["state"]
+            if set(got) != set(want):
+                raise CheckFailure(f"{_describe(cfg)}: state_dict keys are {sorted(got)}; torch's are {sorted(want)} "
+                                   "(register nn.Parameter attributes named weight and bias; with bias=False, "
+                                   "register no bias parameter).")
+            for k in want:
+                if got[k] != want[k]:
+                    hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
+                            if k == "weight" else "")
+                    raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {tuple(got[k])}; torch's has "
+                                       f"{tuple(want[k])}{hint}.")
+            if rec["params"] != sorted(want):
+                raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {rec['params']}; "
+                                   f"expected {sorted(want)}.")
+            if rec.get("load_error"):
+                raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: "
+                                   f"{rec['load_error']['message']}")
+            if not rec.get("dtype64"):
+                raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with "
+                                   "that dtype (pass device and dtype to torch.empty).")
+        bound = 1 / math.sqrt(32 * 9)
+        init = data.get("init")
+        w = init["weight"] if init else None
+        if type(w) is not torch.Tensor or w.numel() != 16 * 32 * 9:
+            raise CheckFailure(f"{_describe(INIT_CONFIG)}: no weight of torch's shape to check the initialisation of.")
+        w = w.double()
+        if w.abs().max() > bound * (1 + 1e-6) or w.abs().max() < 0.8 * bound or abs(w.abs().mean() - bound / 2) > 0.05 * bound:
+            raise CheckFailure(f"{_describe(INIT_CONFIG)}: the weight should be initialised like torch's, uniformly in "
+                               f"±1/sqrt(fan_in) = ±{bound:.4f} with fan_in = (out_channels/groups)·kH·kW; yours spans "
+                               f"[{float(w.min()):.4f}, {float(w.max()):.4f}] "
+                               "(nn.init.kaiming_uniform_(w, a=math.sqrt(5)) does it).")
+        b = init.get("bias")
+        if type(b) is not torch.Tensor or b.abs().max() > bound * (1 + 1e-6) or b.abs().max() == 0:
+            span = f"[{float(b.min()):.4f}, {float(b.max()):.4f}]" if type(b) is torch.Tensor else "missing"
+            raise CheckFailure(f"{_describe(INIT_CONFIG)}: the bias should be initialised uniformly in ±1/sqrt(fan_in) "
+                               f"= ±{bound:.4f}; yours is {span}.")
+        for rec in data["invalid"]:
+            err = rec["raised"]
+            if err is None:
+                raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError, as torch's does; "
+                                   "yours accepted it.")
+            if err["type"] not in ("ValueError", "RuntimeError"):
+                raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError; it raised "
+                                   f"{err['type']}: {err['message']}")
+    if "training" in parts:
+        if not data["training"]:
+            raise CheckFailure("the training checks did not run.")
+        for rec in data["training"]:
+            check_build(rec)
+            cfg, device = rec["cfg"], rec["device"]
             where = f"{_describe(cfg)} on {device}, float64"
+            if rec.get("violations"):
+                op, reason = rec["violations"][0]
+                raise RuleViolation(f"{where}: your module called `{op}`, which this exercise forbids: {reason}")
+            err = rec.get("forward_error")
+            if err and err["type"] == "NotImplementedError":
+                raise NotAttempted("ConvTranspose2d.forward is not implemented yet (it raises NotImplementedError).")
+            if err:
+                raise CheckFailure(f"{where}: forward raised {err['type']}: {err['message']}")
+            ref, x, up = _inputs(cfg, "cpu")
+            xr = x.clone().requires_grad_()
+            y_ref = ref(xr)
+            y = rec.get("forward")
             if type(y) is not torch.Tensor or y.shape != y_ref.shape:
-                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                raise CheckFailure(f"{where}: forward returned {got}; expected shape {tuple(y_ref.shape)}.")
-            problem = _value_problem(y, y_ref, torch.float64)
+                got = tuple(y.shape) if type(y) is torch.Tensor else (y or {}).get("__type__", "nothing")
+                raise CheckFailure(f"{where}: forward returned {got}; expected a tensor of shape {tuple(y_ref.shape)}.")
+            problem = _value_problem(y.to(torch.float64), y_ref.detach(), torch.float64)
             if problem:
                 raise CheckFailure(f"{where}: forward differs from torch's with the same state_dict: {problem}")
-            up = torch.randn(y_ref.shape, generator=g, dtype=torch.float64).to(device)
-            grads_ref = torch.autograd.grad((y_ref * up).sum(), [x_ref, *ref.parameters()])
-            try:
-                grads = _guarded(lambda: torch.autograd.grad((y * up).sum(), [x_mine, *mine.parameters()]),
-                                 f"{_describe(cfg)} backward")
-            except CheckFailure as e:
-                raise CheckFailure(f"{where}: gradients could not be computed — {e} (build the forward from "
-                                   "differentiable tensor operations; no .item(), numpy or in-place writes into "
-                                   "tensors that need gradients)") from None
+            if rec.get("backward_error") or rec.get("grads") is None:
+                msg = (rec.get("backward_error") or {}).get("message", "no gradients came back")
+                raise CheckFailure(f"{where}: gradients could not be computed — {msg} (build the forward from "
+                                   "differentiable tensor operations; no .item(), numpy, detach or in-place writes "
+                                   "into tensors that need gradients)")
+            grads_ref = torch.autograd.grad((y_ref * up.cpu()).sum(), [xr, *ref.parameters()])
             names = ["input"] + [n for n, _ in ref.named_parameters()]
-            for name, gm, gr in zip(names, grads, grads_ref):
-                problem = _value_problem(gm, gr, torch.float64)
+            for name, gm, gr in zip(names, rec["grads"], grads_ref):
+                if type(gm) is not torch.Tensor or gm.shape != gr.shape:
+                    raise CheckFailure(f"{where}: no gradient of the right shape with respect to {name}.")
+                problem = _value_problem(gm.to(torch.float64), gr, torch.float64)
                 if problem:
                     raise CheckFailure(f"{where}: the gradient with respect to {name} differs from torch's: {problem}")
-    cfg = dict(in_channels=2, out_channels=2, kernel_size=2, stride=2, padding=1, output_padding=1)
-    mine = _build(cls, cfg, dtype=torch.float64)
-    x = torch.randn(1, 2, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+        gc = data.get("gradcheck")
+        if not gc or gc.get("violations") or gc.get("error") or not gc.get("ok"):
+            why = ""
+            if gc and gc.get("violations"):
+                why = f" (it called `{gc['violations'][0][0]}`)"
+            elif gc and gc.get("error"):
+                why = f" ({gc['error']['type']}: {gc['error']['message']})"
+            raise CheckFailure(f"torch.autograd.gradcheck fails for {_describe(GRADCHECK_CONFIG)} in float64{why}: the "
+                               "analytical gradients of your forward do not match finite differences.")
 
-    def forward(inp, w, b):
-        return torch.func.functional_call(mine, {"weight": w, "bias": b}, (inp,))
 
-    def run():
-        return torch.autograd.gradcheck(forward, (x, mine.weight.detach().clone().requires_grad_(),
-                                                  mine.bias.detach().clone().requires_grad_()), raise_exception=False)
-    if not _guarded(run, f"gradcheck of {_describe(cfg)}", allow=(forward,)):
-        raise CheckFailure(f"torch.autograd.gradcheck fails for {_describe(cfg)} in float64: the analytical gradients "
-                           "of your forward do not match finite differences.")
+def probe_module(cls, suite: str = "hidden") -> dict:
+    """For the grading sandbox: the record of ``collect_module`` on the suite's configurations (CPU)."""
+    configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
+    return collect_module(cls, configs, ("cpu",))
 
 
 def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,
@@ -548,14 +646,10 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
     check_signature(cls.__init__, "ConvTranspose2d.__init__", "self, " + MODULE_SIGNATURE)
     configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
     parts = MODULE_PARTS if part == "all" else (part,)
-    devices = available_devices()
-    for p in parts:
-        if p == "structure":
-            _check_structure(cls, configs)
-        elif p == "training":
-            _check_training(cls, configs, devices)
-        else:
-            raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
+    if any(p not in MODULE_PARTS for p in parts):
+        raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
+    devices = tuple(available_devices())
+    verdict_module(collect_module(cls, configs, devices, parts), configs, parts, devices)
     if not quiet:
         print(f"✔ ConvTranspose2d: {', '.join(parts)} checks pass ({len(configs)} configurations, on "
               f"{', '.join(devices)}).")

@@ -1,0 +1,82 @@
+"""Running untrusted submission code: bubblewrap + an unprivileged user + resource limits.
+
+    bwrap --ro-bind / /            the system, read-only
+          --tmpfs /tmp             a private /tmp
+          --tmpfs <hidden>...      the grading area, the solutions, other students: not visible
+          --bind <work> <work>     the student's own copy, the one writable place
+          --unshare-net --unshare-pid --die-with-parent --new-session
+      setpriv --reuid nobody       not root: process limits apply
+      prlimit --as --cpu --nproc --fsize
+
+Where bubblewrap is missing the same command runs with the limits only, and
+the grader prints a loud warning on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+NOBODY = 65534
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 3000      # address space; torch needs about 1.5 GB of it to import
+    cpu_seconds: int = 600
+    processes: int = 256       # for the unprivileged user, across the sandboxes running at once
+    file_mb: int = 64
+    wall_seconds: int = 300
+
+
+def available() -> bool:
+    return shutil.which("bwrap") is not None
+
+
+def command(argv: list[str], work: str, hidden: list[str], limits: Limits) -> list[str]:
+    prlimit = ["prlimit", f"--as={limits.memory_mb * 2**20}", f"--cpu={limits.cpu_seconds}",
+               f"--nproc={limits.processes}", f"--fsize={limits.file_mb * 2**20}", "--"]
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] if os.geteuid() == 0 else []
+    if not available():
+        return prlimit + drop + argv
+    box = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+    covered = ["/tmp"]
+    for path in hidden:
+        if os.path.isdir(path):
+            box += ["--perms", "0755", "--tmpfs", path]
+            covered.append(path)
+    # The folders down to the student's copy, inside a hidden area, must stay traversable.
+    parents = []
+    p = os.path.dirname(work)
+    while p not in ("/", "") and not any(p == c for c in covered):
+        if any(p.startswith(c + os.sep) for c in covered):
+            parents.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(parents):
+        box += ["--perms", "0755", "--dir", d]
+    box += ["--bind", work, work, "--chdir", work, "--setenv", "HOME", work, "--setenv", "TMPDIR", work,
+            "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--"]
+    return box + prlimit + drop + argv
+
+
+def run(argv: list[str], work: str, hidden: list[str], limits: Limits) -> tuple[int | None, str]:
+    """Run ``argv`` sandboxed; return (exit status or None on timeout, a note)."""
+    if os.geteuid() == 0:
+        os.chown(work, NOBODY, NOBODY)
+        for name in os.listdir(work):
+            os.chown(os.path.join(work, name), NOBODY, NOBODY)
+    cmd = command(argv, work, hidden, limits)
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=limits.wall_seconds, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return None, f"the submission ran past the {limits.wall_seconds} s limit and was stopped"
+    return proc.returncode, proc.stderr.decode(errors="replace")[-500:]
+
+
+def python() -> str:
+    return sys.executable
