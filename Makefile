@@ -4,6 +4,7 @@
 #   make release  regenerate notebooks/ from solutions/ with nbgrader
 #   make lab      open JupyterLab on the student notebooks
 #   make check    your progress through the course: visible checks of notebooks/
+#   make grade    grade a class: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder>
 #   make bench    timings as ratios against a baseline run side by side
 #   make clean    remove build outputs (never your notebooks)
 
@@ -27,7 +28,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX_NPM     := $(VENV)/share/mathjax-npm
 MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
 
-.PHONY: venv book test release lab check bench clean
+.PHONY: venv book test release lab check grade bench clean
 
 venv: $(STAMP)
 
@@ -66,6 +67,10 @@ lab: $(STAMP)
 
 check: $(STAMP)
 	@$(BIN)/python -m autograder.progress $(NOTEBOOKS)
+
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder> [GRADE_ARGS=--force]"; exit 2; }
+	$(BIN)/python -m autograder.grade "$(ASSIGNMENT)" "$(SUBMISSIONS)" "$(OUT)" $(GRADE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m autograder.bench

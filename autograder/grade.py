@@ -45,7 +45,7 @@ from . import sandbox
 from .gradespec import MODULE_CHECKS, GradedPart, entry_for, graded_parts
 
 REPO = Path(__file__).resolve().parents[1]
-STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.@-]*$")
+STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 
 
 @dataclass
@@ -141,6 +141,32 @@ def collect(submissions: Path, out: Path) -> list[Student]:
     return [found[k] for k in sorted(found)]
 
 
+#: Source patterns that only code tampering with the grading itself needs: flagged for a human look.
+SUSPICIOUS = {
+    r"_python_dispatch|_DisableTorchDispatch|_set_dispatch_mode|TorchDispatchMode|torch\.library": "touches torch's dispatcher",
+    r"sys\.setprofile|sys\.settrace": "changes the profiler/tracer hooks",
+    r"gc\.get_objects|gc\.get_referrers": "searches the interpreter's objects",
+    r"probe\d*\.pt|job\.json|results\.pt": "names the grader's files",
+    r"\bautograder\b(?!\.ch\d\d import check_)": "uses the checking library beyond the setup cell",
+}
+
+
+def flags(notebook: Path) -> list[str]:
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001
+        return []
+    found = []
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        if cell.get("cell_type") != "code" or meta.get("locked"):
+            continue
+        src = cell.get("source", "")
+        src = "".join(src) if isinstance(src, list) else src
+        found += [why for pattern, why in SUSPICIOUS.items() if re.search(pattern, src) and why not in found]
+    return found
+
+
 def validate(student: Student) -> None:
     import nbformat
 
@@ -177,7 +203,8 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
     shutil.copy(notebook, work / "submission.ipynb")
     job = {"notebook": str(work / "submission.ipynb"), "out": str(work),
            "probes": [{"check": p.check, "symbol": p.symbol, "kwargs": list(p.kwargs)} for p in probes],
-           "part_timeout": max(10, limits.wall_seconds // max(1, len(probes)))}
+           "part_timeout": limits.part_seconds or max(10, limits.wall_seconds // max(1, len(probes))),
+           "cell_timeout": limits.cell_seconds}
     (work / "job.json").write_text(json.dumps(job))
     # Hidden from the submission: the instructor's solutions, every grading area (this class's
     # included: its own copy is bound back in), the project's tests, and the home folder.
@@ -187,7 +214,7 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
     if not any(p.startswith(home + os.sep) for p in needed):
         hidden.append(home)
     status, note = sandbox.run([sandbox.python(), "-m", "autograder.runner", str(work / "job.json")],
-                               str(work), hidden, limits)
+                               str(work), hidden, limits, uid=sandbox.uid_for(student.id))
     result = {"sha256": digest, "status": status, "note": note}
     stamp.write_text(json.dumps(result))
     return result
@@ -330,6 +357,9 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="regrade submissions already graded")
     parser.add_argument("--timeout", type=int, default=300, help="seconds one submission may run (default 300)")
     parser.add_argument("--memory", type=int, default=3000, help="MB of address space per submission")
+    parser.add_argument("--cell-timeout", type=int, default=60, help="seconds one notebook cell may run")
+    parser.add_argument("--part-timeout", type=int, default=0, help="seconds one graded part may run "
+                        "(default: the submission's limit shared among its parts)")
     args = parser.parse_args(argv)
     if not sandbox.available():
         print("WARNING: bubblewrap (bwrap) is not installed: student code runs WITHOUT a filesystem and network "
@@ -351,13 +381,17 @@ def main(argv=None) -> int:
             dst.mkdir(parents=True)
             shutil.copy(s.source, dst / f"{aid}.ipynb")
     ok = [s for s in students if s.problem is None]
+    for s in ok:
+        for why in flags(s.source):
+            s.notes.append(f"flagged for review: the code {why}")
     proc = nbgrader(["autograde", aid, "--force", "--log-level=ERROR"], course, check=False)
     for s in ok:
         if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
             s.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
                            "as it is)")
     del proc
-    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout)
+    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
+                            part_seconds=args.part_timeout)
     from tqdm import tqdm
 
     results = {}

@@ -64,8 +64,16 @@ def _error(exc):
             "message": str(exc)[:500], "frame": frame}
 
 
-def run_cells(notebook_path, log):
+class CellTimeout(BaseException):
+    """Raised by the alarm in a cell that runs too long (a BaseException: `except Exception` won't catch it)."""
+
+
+def run_cells(notebook_path, log, cell_timeout=60):
     """Execute the submission's code cells (not its test cells) as one module; note every error."""
+    def alarm(signum, frame):
+        raise CellTimeout(f"the cell ran longer than {cell_timeout} s")
+
+    signal.signal(signal.SIGALRM, alarm)
     from IPython.core.inputtransformer2 import TransformerManager
 
     with open(notebook_path) as f:
@@ -79,9 +87,12 @@ def run_cells(notebook_path, log):
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
         try:
+            signal.alarm(cell_timeout)
             exec(compile(transform(source), f"<cell {i}>", "exec"), ns)
         except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
             log["cell_errors"].append({"cell": i, "grade_id": meta.get("grade_id"), **_error(e)})
+        finally:
+            signal.alarm(0)
     return ns
 
 
@@ -141,7 +152,7 @@ def main(job_path):
             __import__(f"autograder.{MODULE_CHECKS[probe['check']][0]}")
         else:
             entry_for(probe["check"]).load("exercise")
-    ns = run_cells(job["notebook"], log)
+    ns = run_cells(job["notebook"], log, job.get("cell_timeout", 60))
     with open(os.path.join(out_dir, "log.json"), "w") as f:
         json.dump({"cell_errors": log["cell_errors"]}, f)
     for k, probe in enumerate(job["probes"]):

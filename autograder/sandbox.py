@@ -21,6 +21,13 @@ import sys
 from dataclasses import dataclass
 
 NOBODY = 65534
+FIRST_UID = 200000  # one unused uid per sandbox: process limits then count per submission
+
+
+def uid_for(name: str) -> int:
+    import zlib
+
+    return FIRST_UID + zlib.crc32(name.encode()) % 100000
 
 
 @dataclass
@@ -30,16 +37,18 @@ class Limits:
     processes: int = 256       # for the unprivileged user, across the sandboxes running at once
     file_mb: int = 64
     wall_seconds: int = 300
+    cell_seconds: int = 60     # one notebook cell
+    part_seconds: int = 0      # one graded part (0: the wall limit shared among the parts)
 
 
 def available() -> bool:
     return shutil.which("bwrap") is not None
 
 
-def command(argv: list[str], work: str, hidden: list[str], limits: Limits) -> list[str]:
+def command(argv: list[str], work: str, hidden: list[str], limits: Limits, uid: int = NOBODY) -> list[str]:
     prlimit = ["prlimit", f"--as={limits.memory_mb * 2**20}", f"--cpu={limits.cpu_seconds}",
                f"--nproc={limits.processes}", f"--fsize={limits.file_mb * 2**20}", "--"]
-    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] if os.geteuid() == 0 else []
+    drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if os.geteuid() == 0 else []
     if not available():
         return prlimit + drop + argv
     box = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
@@ -63,13 +72,13 @@ def command(argv: list[str], work: str, hidden: list[str], limits: Limits) -> li
     return box + prlimit + drop + argv
 
 
-def run(argv: list[str], work: str, hidden: list[str], limits: Limits) -> tuple[int | None, str]:
-    """Run ``argv`` sandboxed; return (exit status or None on timeout, a note)."""
+def run(argv: list[str], work: str, hidden: list[str], limits: Limits, uid: int = NOBODY) -> tuple[int | None, str]:
+    """Run ``argv`` sandboxed as ``uid``; return (exit status or None on timeout, a note)."""
     if os.geteuid() == 0:
-        os.chown(work, NOBODY, NOBODY)
+        os.chown(work, uid, uid)
         for name in os.listdir(work):
-            os.chown(os.path.join(work, name), NOBODY, NOBODY)
-    cmd = command(argv, work, hidden, limits)
+            os.chown(os.path.join(work, name), uid, uid)
+    cmd = command(argv, work, hidden, limits, uid)
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               timeout=limits.wall_seconds, start_new_session=True)
