@@ -122,16 +122,69 @@ def bench_kernels(sol, runs, device="cpu"):
     return [(f"solution conv2d (8,16,32,32)*(32,16,3,3) p1 [{device}]", a, "F.conv2d", bb, r)]
 
 
+def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
+    """Grading throughput: this project's pipeline (sandboxed, parallel) vs plain serial `nbgrader autograde`."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import nbformat
+
+    from . import notebooks as nbs
+    from .grade import nbgrader, setup_course
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    release = nbs.read(REPO / "notebooks" / aid / f"{aid}.ipynb")
+    answers = {g: src for _, g, src in nbs.solution_cells(nbs.read(REPO / "solutions" / aid / f"{aid}.ipynb"))}
+    wrong = {**answers, "conv_transpose2d": answers["conv_transpose2d"].replace(
+        "out = out + bias.reshape(1, C_out, 1, 1)", "out = out")}
+    subs = tmp / "submissions"
+    for k in range(n):
+        fill = (answers, wrong, {})[k % 3]
+        nb = nbformat.from_dict(json.loads(json.dumps(release)))
+        for cell in nb.cells:
+            gid = nbs.nbgrader_meta(cell).get("grade_id")
+            if gid in fill:
+                cell.source = fill[gid]
+        (subs / f"s{k:02d}").mkdir(parents=True)
+        nbformat.write(nb, str(subs / f"s{k:02d}" / f"{aid}.ipynb"))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(subs), str(tmp / "ours")], check=True,
+                   capture_output=True, cwd=REPO)
+    ours = time.perf_counter() - t0
+    # Plain nbgrader: the same course, its default autograde (executes every notebook), one at a time.
+    plain = tmp / "plain"
+    course = setup_course(aid, plain)
+    cfg = (course / "nbgrader_config.py").read_text().split("# Nothing is executed")[0]
+    (course / "nbgrader_config.py").write_text(cfg)
+    for k in range(n):
+        dst = course / "submitted" / f"s{k:02d}" / aid
+        dst.mkdir(parents=True)
+        shutil.copy(subs / f"s{k:02d}" / f"{aid}.ipynb", dst / f"{aid}.ipynb")
+    t0 = time.perf_counter()
+    nbgrader(["autograde", aid, "--force", "--log-level=ERROR"], course, check=False)
+    theirs = time.perf_counter() - t0
+    shutil.rmtree(tmp, ignore_errors=True)
+    return [(f"grading {n} {aid} submissions: make grade (sandboxed, {os.cpu_count()} jobs)", ours,
+             "serial nbgrader autograde", theirs, ours / theirs),
+            ("  per submission", ours / n, "per submission", theirs / n, ours / theirs)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=str(REPO / "_build" / "bench.json"))
+    parser.add_argument("--no-grading", action="store_true", help="skip the (3-minute) grading benchmark")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     sol = load_functions(REPO / "solutions" / "ch01_cnn_size" / "ch01_cnn_size.ipynb")
     rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(sol, args.runs)
     if torch.cuda.is_available():
         rows += bench_kernels(sol, args.runs, "cuda")
+    if not args.no_grading:
+        rows += bench_grading()
     else:
         print("CUDA not available — CPU figures only.")
     w = max(len(r[0]) for r in rows)

@@ -38,4 +38,8 @@ ENTRIES = (
           "POOL_EXERCISE", ("basic", "general")),
     Entry("ch05_max_unpooling", "max_unpool2d", "ch05", "check_max_unpool2d", "unpool_cases", "UNPOOL_EXERCISE",
           ("basic", "general")),
+    Entry("ch06_transposed_conv", "conv_transpose2d_output_size", "ch06", "check_conv_transpose2d_output_size",
+          "size_cases", "SIZE_EXERCISE", ("all",)),
+    Entry("ch06_transposed_conv", "conv_transpose2d", "ch06", "check_conv_transpose2d", "cases", "EXERCISE",
+          ("basic", "general", "groups")),
 )

@@ -236,6 +236,39 @@ def test_a_rerun_keeps_the_grades_and_a_zip_of_lms_files_grades_the_same(graded,
 
 
 def test_the_sandbox_is_real_where_bubblewrap_is_installed():
+    """Is bubblewrap there? (CI installs it; a learner's machine may not have it: then skip, visibly.)"""
+    import os
+
     if not sandbox.available():
+        if os.environ.get("CI"):
+            pytest.fail("bubblewrap is missing in CI: .ci/run should have installed it")
         pytest.skip("bubblewrap is not installed: the grader runs with resource limits only (and says so)")
     assert shutil.which("bwrap")
+
+
+def test_the_sandbox_hides_solutions_and_the_network(tmp_path):
+    """Inside the sandbox: solutions/ is empty, the network is gone, the user is not root."""
+    if not sandbox.available():
+        pytest.skip("bubblewrap is not installed")
+    work = tmp_path / "w"
+    work.mkdir()
+    code = ("import os, socket\n"
+            f"print(os.listdir({str(REPO / 'solutions')!r}), os.getuid())\n"
+            "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n    print('net')\n"
+            "except OSError:\n    print('no net')\n")
+    cmd = sandbox.command([sys.executable, "-c", code], str(work), [str(REPO / "solutions")], sandbox.Limits(),
+                          uid=sandbox.uid_for("probe"))
+    import os
+    os.chown(work, sandbox.uid_for("probe"), sandbox.uid_for("probe")) if os.geteuid() == 0 else None
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith("[]") and "no net" in out and " 0\n" not in out
+
+
+@pytest.mark.parametrize("aid", sorted(p.name for p in (REPO / "solutions").iterdir()))
+def test_every_assignment_has_a_grading_spec_for_every_graded_part(aid):
+    """Can the grader read, from the instructor's notebook, what every graded part checks?"""
+    from autograder.gradespec import graded_parts
+
+    parts = graded_parts(solution_path(aid))
+    assert parts and all(p.probes for p in parts)
+    assert sum(p.points for p in parts) == sum(g.points for g in nbs.graded_cells(nbs.read(solution_path(aid))))
