@@ -61,6 +61,12 @@ class ForbiddenOpError(RuntimeError):
 class OpGuard(TorchDispatchMode):
     """Record every aten operator; stop at the first one a rule forbids."""
 
+    @classmethod
+    def _should_skip_dynamo(cls):
+        # torch would wrap __torch_dispatch__ to keep its compiler out, importing the whole compiler
+        # stack (~1.2 s) on first use; this mode never runs under torch.compile, so skip that.
+        return False
+
     def __init__(self, rules: tuple[Rule, ...]):
         super().__init__()
         self.rules = tuple(rules)

@@ -73,6 +73,10 @@ CLASS = {
         f"    ns = {{}}\n    import json\n    nb = json.load(open({str(solution_path(AID))!r}))\n"
         "    exec(''.join(nb['cells'][6]['source']), ns)\n"
         "    return ns['conv2d'](input, weight, bias, stride, padding, dilation, groups)\n"), None),
+    "hides_tracebacks": (conv2d_body(
+        "    return input\nimport sys\nsys.excepthook = lambda *a: None\nsys.stderr = open('/dev/null', 'w')\n"), None),
+    "exits_before_tests": ({**ANSWERS, "conv2d": ANSWERS["conv2d"].replace(
+        "out = out + bias.reshape(1, C_out, 1, 1)", "out = out") + "\nimport sys\nsys.exit(0)\n"}, None),
     "writes_gradebook": ({**ANSWERS, "conv2d_output_size": ANSWERS["conv2d_output_size"] + (
         "\nimport glob\nfor path in glob.glob('/tmp/**/gradebook.db', recursive=True):\n"
         "    open(path, 'w').write('gone')\n")}, None),
@@ -100,6 +104,8 @@ EXPECTED = {  # student -> (score, words the reason must contain, or None)
     "prints_pass": (2, None),
     "hard_codes_visible": (2, None),
     "reads_solutions": (2, "No such file"),
+    "hides_tracebacks": (2, None),
+    "exits_before_tests": (2, "the bias is ignored"),
     "writes_gradebook": (10, None),
 }
 
