@@ -449,7 +449,7 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
     record. In a notebook both run in the learner's process; when grading, this runs in the sandbox.
     """
     data = {"configs": [], "invalid": [], "init": None, "training": [], "gradcheck": None}
-    for cfg in configs:
+    for cfg in (configs if "structure" in parts else ()):
         rec = {"cfg": cfg}
         mine, rec["build_error"], _ = _guarded(lambda: cls(**cfg))
         if mine is not None and isinstance(mine, nn.Module):
@@ -469,14 +469,15 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
             rec["build_error"] = {"type": "TypeError", "message": f"ConvTranspose2d(...) built a {type(mine).__name__}, "
                                                                   "not a torch.nn.Module"}
         data["configs"].append(rec)
-    torch.manual_seed(1)
-    init, err, _ = _guarded(lambda: cls(**INIT_CONFIG))
-    if init is not None and getattr(init, "weight", None) is not None:
-        data["init"] = {"weight": _plain(init.weight, True),
-                        "bias": _plain(init.bias, True) if init.bias is not None else None}
-    for bad, why in INVALID_CONFIGS:
-        _, err, _ = _guarded(lambda: cls(**bad))
-        data["invalid"].append({"cfg": bad, "why": why, "raised": err})
+    if "structure" in parts:
+        torch.manual_seed(1)
+        init, err, _ = _guarded(lambda: cls(**INIT_CONFIG))
+        if init is not None and getattr(init, "weight", None) is not None:
+            data["init"] = {"weight": _plain(init.weight, True),
+                            "bias": _plain(init.bias, True) if init.bias is not None else None}
+        for bad, why in INVALID_CONFIGS:
+            _, err, _ = _guarded(lambda: cls(**bad))
+            data["invalid"].append({"cfg": bad, "why": why, "raised": err})
     if "training" not in parts:
         return data
     for device in devices:
@@ -626,10 +627,10 @@ def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
                                "analytical gradients of your forward do not match finite differences.")
 
 
-def probe_module(cls, suite: str = "hidden") -> dict:
+def probe_module(cls, suite: str = "hidden", part: str = "all") -> dict:
     """For the grading sandbox: the record of ``collect_module`` on the suite's configurations (CPU)."""
     configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
-    return collect_module(cls, configs, ("cpu",))
+    return collect_module(cls, configs, ("cpu",), MODULE_PARTS if part == "all" else (part,))
 
 
 def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import notebooks as nbs
 from .registry import ENTRIES
 
 #: checks that are not case-based: module checks, probed by the runner's own routine
@@ -56,6 +55,8 @@ def parse_probes(source: str) -> list[Probe]:
 
 
 def graded_parts(solution_notebook: Path) -> list[GradedPart]:
+    from . import notebooks as nbs  # nbformat takes ~1 s to import: only the grader needs it
+
     nb = nbs.read(solution_notebook)
     parts = []
     for g in nbs.graded_cells(nb):

@@ -109,7 +109,7 @@ def probe_part(ns, probe, log):
     options = dict(probe["kwargs"])
     if probe["check"] in MODULE_CHECKS:
         from .ch06 import probe_module
-        return {"module": probe_module(fn, options.get("suite", "hidden"))}
+        return {"module": probe_module(fn, options.get("suite", "hidden"), options.get("part", "all"))}
     entry = entry_for(probe["check"])
     ex, make_cases = entry.load("exercise"), entry.load("cases")
     cases = make_cases(options.get("part", "all"), options.get("suite", "hidden"), options.get("seed"))
