@@ -411,6 +411,8 @@ def main(argv=None) -> int:
         note = res.get("note") if res.get("status") is None else None
         if res.get("status") not in (0, None):
             note = f"the sandbox process ended with status {res.get('status')} (crash, memory or CPU limit)"
+        if note:
+            s.notes.append(note)
         verify(s, parts, args.out, note)
         log = args.out / "work" / s.id / "log.json"
         if log.exists():
