@@ -211,6 +211,31 @@ class Case:
         return "; ".join(lines)
 
 
+def case_generator(parts: tuple[str, ...], salt: str = ""):
+    """Decorate ``gen(part, suite, base, rng) -> cases`` into ``cases(part="all", suite="visible", seed=None)``.
+
+    Handles what every chapter's generator shares: ``part="all"`` is every part in order; an unknown
+    part is an error; ``seed=None`` means 0 for the visible suite and 1 for the hidden one; the random
+    generator is seeded by the salt, the part and that seed.
+    """
+    import functools
+    import random
+
+    def decorate(gen):
+        @functools.wraps(gen)
+        def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list:
+            if part == "all":
+                return [c for p in parts for c in cases(p, suite, seed)]
+            if part not in parts:
+                raise ValueError(f"part must be one of {parts + ('all',)}, got {part!r}")
+            if suite not in ("visible", "hidden"):
+                raise ValueError(f"suite must be 'visible' or 'hidden', got {suite!r}")
+            base = seed if seed is not None else (0 if suite == "visible" else 1)
+            return gen(part, suite, base, random.Random(f"{salt}{part}-{base}"))
+        return cases
+    return decorate
+
+
 # --------------------------------------------------------------------------
 # Exercises
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import conv_out, diagnose_conv_axis, pair  # noqa: F401 - pair is re-exported
-from ._core import Case, Exercise, Mistake, T, check
+from ._core import case_generator, Case, Exercise, Mistake, T, check
 from ._rules import CONVOLUTION_OPS, Rule, warm_up
 from ._signature import check_signature
 
@@ -326,13 +326,8 @@ def _invalid_cases(seed: int) -> list[Case]:
     ]
 
 
-def conv2d_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
-    if part == "all":
-        return [c for p in PARTS for c in conv2d_cases(p, suite, seed)]
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
-    base = seed if seed is not None else (0 if suite == "visible" else 1)
-    rng = random.Random(f"{part}-{base}")
+@case_generator(PARTS)
+def conv2d_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     count = {"visible": 8, "hidden": 20}[suite]
     cases = [_hand_worked()] if part == "basic" else []
     k = 0

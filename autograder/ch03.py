@@ -14,7 +14,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ._core import Case, Exercise, Mistake, T, check
+from ._core import case_generator, Case, Exercise, Mistake, T, check
 from ._resize import require_4d
 from ._rules import Rule, warm_up
 from ._signature import check_signature
@@ -107,13 +107,8 @@ EXERCISE = Exercise(
 )
 
 
-def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
-    if part == "all":
-        return [c for p in PARTS for c in cases(p, suite, seed)]
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
-    base = seed if seed is not None else (0 if suite == "visible" else 1)
-    rng = random.Random(f"{part}-{base}")
+@case_generator(PARTS)
+def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     out = []
     if part == "int":
         out.append(Case(NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]), 2), label="hand-worked: [[1, 2], [3, 4]], stride 2"))

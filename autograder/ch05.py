@@ -16,7 +16,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ._core import Case, Derived, Exercise, Mistake, T, check
+from ._core import case_generator, Case, Derived, Exercise, Mistake, T, check
 from ._resize import require_4d
 from ._rules import Rule, warm_up
 from ._signature import check_signature
@@ -237,13 +237,8 @@ def _draw_pool(rng: random.Random, part: str):
     return k, kwargs, shape
 
 
-def pool_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
-    if part == "all":
-        return [c for p in PARTS for c in pool_cases(p, suite, seed)]
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
-    base = seed if seed is not None else (0 if suite == "visible" else 1)
-    rng = random.Random(f"pool-{part}-{base}")
+@case_generator(PARTS, salt="pool-")
+def pool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     out = []
     if part == "basic":
         grid = [1., 5., 2., 2., 3., 0., 2., 1., 7., 7., 0., 4., 7., 1., 4., 4.]
@@ -275,13 +270,8 @@ def _unpool_prepare(k, stride, padding):
     return prepare
 
 
-def unpool_cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
-    if part == "all":
-        return [c for p in PARTS for c in unpool_cases(p, suite, seed)]
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
-    base = seed if seed is not None else (0 if suite == "visible" else 1)
-    rng = random.Random(f"unpool-{part}-{base}")
+@case_generator(PARTS, salt="unpool-")
+def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     out = []
     count = {"visible": 8, "hidden": 24}[suite]
     k = 0

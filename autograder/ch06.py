@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arith import convT_out, diagnose_convT_axis, pair
-from ._core import (CPU_ONLY_NOTICE, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
+from ._core import (CPU_ONLY_NOTICE, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
                     available_devices, check)
 from ._rules import CONVOLUTION_OPS, ForbiddenOpError, LibraryGuard, OpGuard, Rule, warm_up
 from ._signature import check_signature
@@ -341,13 +341,8 @@ def _invalid_cases(seed: int) -> list[Case]:
     ]
 
 
-def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
-    if part == "all":
-        return [c for p in PARTS for c in cases(p, suite, seed)]
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
-    base = seed if seed is not None else (0 if suite == "visible" else 1)
-    rng = random.Random(f"{part}-{base}")
+@case_generator(PARTS)
+def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     count = {"visible": 10, "hidden": 40}[suite]
     out = [_hand_worked()] if part == "basic" else []
     k = 0
