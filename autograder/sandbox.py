@@ -19,6 +19,9 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 NOBODY = 65534
 FIRST_UID = 200000  # one unused uid per sandbox: process limits then count per submission
@@ -53,20 +56,31 @@ def command(argv: list[str], work: str, hidden: list[str], limits: Limits, uid: 
         return prlimit + drop + argv
     box = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
     covered = ["/tmp"]
+
+    def expose(path, flag):
+        """Bind ``path`` back inside a covered area, creating traversable folders down to it."""
+        parents, p = [], os.path.dirname(path)
+        while p not in ("/", "") and p not in covered:
+            if any(p.startswith(c + os.sep) for c in covered):
+                parents.append(p)
+            p = os.path.dirname(p)
+        for d in reversed(parents):
+            box.extend(["--perms", "0755", "--dir", d])
+        box.extend([flag, path, path])
+
+    # What the runner needs from a checkout that happens to live under /tmp: the code and the
+    # interpreter, read-only (the hidden folders inside it are covered again just below).
+    exposed: list[str] = []
+    for path in sorted({str(REPO), sys.prefix, sys.base_prefix}):
+        if path.startswith("/tmp" + os.sep) and not any(path.startswith(e + os.sep) for e in exposed):
+            expose(path, "--ro-bind")
+            exposed.append(path)
     for path in hidden:
         if os.path.isdir(path):
             box += ["--perms", "0755", "--tmpfs", path]
             covered.append(path)
-    # The folders down to the student's copy, inside a hidden area, must stay traversable.
-    parents = []
-    p = os.path.dirname(work)
-    while p not in ("/", "") and not any(p == c for c in covered):
-        if any(p.startswith(c + os.sep) for c in covered):
-            parents.append(p)
-        p = os.path.dirname(p)
-    for d in reversed(parents):
-        box += ["--perms", "0755", "--dir", d]
-    box += ["--bind", work, work, "--chdir", work, "--setenv", "HOME", work, "--setenv", "TMPDIR", work,
+    expose(work, "--bind")
+    box += ["--chdir", work, "--setenv", "HOME", work, "--setenv", "TMPDIR", work,
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--"]
     return box + prlimit + drop + argv
