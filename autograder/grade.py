@@ -188,10 +188,32 @@ def validate(student: Student) -> None:
 # 4. The sandbox run of one student
 
 
+def wait_for_autograde(path: Path, autograde: subprocess.Popen) -> bool:
+    """Wait until nbgrader has written this student's normalised notebook (or has finished without it).
+
+    nbgrader autograde works through the class one student at a time; the sandbox runs start on each
+    student as soon as their notebook is ready, instead of after the whole class.
+    """
+    import time
+
+    while True:
+        if path.exists() and time.time() - path.stat().st_mtime > 0.3:
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+                return True
+            except (OSError, ValueError):
+                pass  # still being written
+        if autograde.poll() is not None:
+            return path.exists()
+        time.sleep(0.1)
+
+
 def run_student(student: Student, aid: str, parts: list[GradedPart], course: Path, out: Path,
-                limits: sandbox.Limits, force: bool) -> dict:
+                limits: sandbox.Limits, force: bool, autograde: subprocess.Popen | None = None) -> dict:
     work = out / "work" / student.id
     autograded = course / "autograded" / student.id / aid / f"{aid}.ipynb"
+    if autograde is not None:
+        wait_for_autograde(autograded, autograde)
     notebook = autograded if autograded.exists() else course / "submitted" / student.id / aid / f"{aid}.ipynb"
     digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
     stamp = work / "done.json"
@@ -384,40 +406,50 @@ def main(argv=None) -> int:
     for s in ok:
         for why in flags(s.source):
             s.notes.append(f"flagged for review: the code {why}")
-    proc = nbgrader(["autograde", aid, "--force", "--log-level=ERROR"], course, check=False)
+    # nbgrader autograde (no execution) runs in the background; each sandbox run starts when its
+    # student's normalised notebook is written. Stale ones from an earlier run go first.
     for s in ok:
-        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
-            s.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
-                           "as it is)")
-    del proc
+        shutil.rmtree(course / "autograded" / s.id, ignore_errors=True)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               JUPYTER_CONFIG_PATH=str(course))
+    autograde = subprocess.Popen([str(Path(sys.executable).parent / "nbgrader"), "autograde", aid, "--force",
+                                  "--log-level=ERROR"], cwd=course, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
                             part_seconds=args.part_timeout)
     from tqdm import tqdm
 
-    results = {}
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_student, s, aid, parts, course, args.out, limits, args.force): s for s in ok}
+        futures = {pool.submit(run_student, s, aid, parts, course, args.out, limits, args.force, autograde): s
+                   for s in ok}
+        # Verify each submission as soon as its sandbox run ends, while the others still run.
         for fut in tqdm(cf.as_completed(futures), total=len(futures), desc=f"grading {aid}", unit="submission",
                         file=sys.stderr):
             s = futures[fut]
             try:
-                results[s.id] = fut.result()
+                res = fut.result()
             except Exception as e:  # noqa: BLE001 - one broken run never stops the class
                 s.problem = f"failed to grade: {type(e).__name__}: {e}"
+                continue
+            note = res.get("note") if res.get("status") is None else None
+            if res.get("status") not in (0, None):
+                note = f"the sandbox process ended with status {res.get('status')} (crash, memory or CPU limit)"
+            if note:
+                s.notes.append(note)
+            try:
+                verify(s, parts, args.out, note)
+            except Exception as e:  # noqa: BLE001
+                s.problem = f"failed to grade: {type(e).__name__}: {e}"
+                continue
+            log = args.out / "work" / s.id / "log.json"
+            if log.exists():
+                for e in json.loads(log.read_text()).get("cell_errors", [])[:5]:
+                    s.notes.append(f"cell {e['cell']} raised {e['type']}: {e['message'][:100]}")
+    autograde.wait()
     for s in ok:
-        if s.problem:
-            continue
-        res = results.get(s.id, {})
-        note = res.get("note") if res.get("status") is None else None
-        if res.get("status") not in (0, None):
-            note = f"the sandbox process ended with status {res.get('status')} (crash, memory or CPU limit)"
-        if note:
-            s.notes.append(note)
-        verify(s, parts, args.out, note)
-        log = args.out / "work" / s.id / "log.json"
-        if log.exists():
-            for e in json.loads(log.read_text()).get("cell_errors", [])[:5]:
-                s.notes.append(f"cell {e['cell']} raised {e['type']}: {e['message'][:100]}")
+        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
+            s.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
+                           "as it is)")
     record(students, aid, parts, course, args.out)
     total = sum(p.points for p in parts)
     print(f"\n{'student':<16} {'score':>8}  notes")
