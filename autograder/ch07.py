@@ -279,3 +279,55 @@ def check_bilinear_kernel(fn, suite="visible", seed=None, quiet=False):
     __tracebackhide__ = True  # noqa: F841
     check_signature(fn, "bilinear_kernel", "channels, kernel_size")
     return check(BILINEAR_KERNEL_EXERCISE, fn, kernel_cases("all", suite, seed), quiet=quiet)
+
+
+# --------------------------------------------------------------------------
+# resize_conv2d: resize, then convolve (the checkerboard-free upsampler)
+
+
+def reference_resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest"):
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
+    if weight.shape[-1] % 2 == 0 or weight.shape[-2] % 2 == 0:
+        raise ValueError("use an odd kernel, so that 'same' padding is symmetric")
+    extra = {"align_corners": False} if mode == "bilinear" else {}
+    up = F.interpolate(input, scale_factor=scale_factor, mode=mode, **extra)
+    return F.conv2d(up, weight, bias, padding=(weight.shape[-2] // 2, weight.shape[-1] // 2))
+
+
+def _conv_then_resize(input, weight, bias=None, scale_factor=2, mode="nearest"):
+    extra = {"align_corners": False} if mode == "bilinear" else {}
+    y = F.conv2d(input, weight, bias, padding=(weight.shape[-2] // 2, weight.shape[-1] // 2))
+    return F.interpolate(y, scale_factor=scale_factor, mode=mode, **extra)
+
+
+RESIZE_CONV_EXERCISE = Exercise(
+    name="resize_conv2d",
+    reference=reference_resize_conv2d,
+    mistakes=(Mistake("the order is swapped: resize first, then convolve (convolving first and resizing "
+                      "afterwards is cheaper but brings the blocks or blur of the resize back)", _conv_then_resize),),
+)
+
+
+@case_generator(("all",), salt="resizeconv-")
+def resize_conv_cases(part, suite, base, rng):
+    names = ("input", "weight", "bias")
+    out = []
+    count = {"visible": 8, "hidden": 24}[suite]
+    k = 0
+    while len(out) < count:
+        k += 1
+        c_in, c_out, ks = rng.randint(1, 3), rng.randint(1, 3), rng.choice((1, 3, 5))
+        out.append(Case(names, (T((rng.randint(1, 2), c_in, rng.randint(2, 5), rng.randint(2, 5))),
+                                T((c_out, c_in, ks, ks)), T((c_out,)) if rng.random() < 0.5 else None),
+                        {"scale_factor": rng.choice((2, 3)), "mode": rng.choice(("nearest", "bilinear"))},
+                        seed=base * 1000 + k))
+    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 3, 3)), None), {"mode": "bicubic"}, seed=base,
+                    label="invalid: mode 'bicubic'"))
+    return out
+
+
+def check_resize_conv2d(fn, suite="visible", seed=None, quiet=False):
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "resize_conv2d", "input, weight, bias=None, scale_factor=2, mode='nearest'")
+    return check(RESIZE_CONV_EXERCISE, fn, resize_conv_cases("all", suite, seed), quiet=quiet)

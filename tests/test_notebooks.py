@@ -107,7 +107,8 @@ def test_points_stated_in_the_text_match_the_gradebook_points(aid):
     intro = nb.cells[0].source
     assert f"**{total:g}**" in intro, f"the intro's points table should total {total:g}"
     for g in graded:
-        assert f"({g.points:g} points)" in g.source, f"{g.grade_id}: state its points in the cell"
+        unit = "point" if g.points == 1 else "points"
+        assert f"({g.points:g} {unit})" in g.source, f"{g.grade_id}: state its points in the cell"
 
 
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
