@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import ch01
 from .notebooks import load_functions
 
 REPO = Path(__file__).resolve().parents[1]

@@ -83,7 +83,8 @@ def overlap_cases(part, suite, base, rng):
     names = ("size", "kernel_size")
     out = []
     if part == "1d":
-        out.append(Case(names, (4, 3), {"stride": 2}, label="hand-worked: 4 pixels, kernel 3, stride 2 -> 1 1 2 1 2 1 2 1 1"))
+        out.append(Case(names, (4, 3), {"stride": 2}, label="hand-worked: 4 pixels, kernel 3, stride 2 -> 1 1 2 1 2 1 2 1 1",
+                        dtypes=(torch.int64,)))
     count = {"visible": 8, "hidden": 30}[suite]
     while len(out) < count:
         k, s = rng.randint(1, 5), rng.randint(1, 4)
@@ -96,7 +97,7 @@ def overlap_cases(part, suite, base, rng):
         if min(convT_out(i, kk, ss, pp) for i, kk, ss, pp in zip(pair(size), pair(kernel), pair(stride), pair(padding))) < 1:
             continue
         out.append(Case(names, (size, kernel), {"stride": stride, "padding": padding}, dtypes=(torch.int64,)))
-    return [Case(c.names, c.args, c.kwargs, c.seed, c.label, (torch.int64,)) for c in out]
+    return out
 
 
 def check_overlap_count(fn, part="all", suite="visible", seed=None, quiet=False):

@@ -65,11 +65,16 @@ class Student:
 # 1-2. The course and the submissions
 
 
-def nbgrader(args, course: Path, check=True):
+def _nbgrader_cmd(args, course: Path) -> tuple[list[str], dict]:
+    """The real nbgrader CLI for this course: the venv's bin/ on PATH (for alembic), the course's config."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                JUPYTER_CONFIG_PATH=str(course))
-    proc = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), *args], cwd=course, env=env,
-                          capture_output=True, text=True)
+    return [str(Path(sys.executable).parent / "nbgrader"), *args], env
+
+
+def nbgrader(args, course: Path, check=True):
+    cmd, env = _nbgrader_cmd(args, course)
+    proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return proc
@@ -235,7 +240,7 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
     needed = (str(REPO), sys.prefix, sys.base_prefix, os.path.realpath(sys.executable))
     if not any(p.startswith(home + os.sep) for p in needed):
         hidden.append(home)
-    status, note = sandbox.run([sandbox.python(), "-m", "autograder.runner", str(work / "job.json")],
+    status, note = sandbox.run([sys.executable, "-m", "autograder.runner", str(work / "job.json")],
                                str(work), hidden, limits, uid=sandbox.uid_for(student.id))
     result = {"sha256": digest, "status": status, "note": note}
     stamp.write_text(json.dumps(result))
@@ -247,7 +252,6 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
 
 
 def _outcome(rec):
-    import torch
 
     from ._core import ErrorRecord, Outcome
 
@@ -410,11 +414,8 @@ def main(argv=None) -> int:
     # student's normalised notebook is written. Stale ones from an earlier run go first.
     for s in ok:
         shutil.rmtree(course / "autograded" / s.id, ignore_errors=True)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               JUPYTER_CONFIG_PATH=str(course))
-    autograde = subprocess.Popen([str(Path(sys.executable).parent / "nbgrader"), "autograde", aid, "--force",
-                                  "--log-level=ERROR"], cwd=course, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+    cmd, env = _nbgrader_cmd(["autograde", aid, "--force", "--log-level=ERROR"], course)
+    autograde = subprocess.Popen(cmd, cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
                             part_seconds=args.part_timeout)
     from tqdm import tqdm

@@ -98,7 +98,6 @@ def run_cells(notebook_path, log, cell_timeout=60):
 
 def probe_part(ns, probe, log):
     """The learner's results for one probe (a check call of the hidden tests)."""
-    import torch
 
     from . import _core
     from .gradespec import MODULE_CHECKS, entry_for

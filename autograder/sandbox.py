@@ -100,6 +100,3 @@ def run(argv: list[str], work: str, hidden: list[str], limits: Limits, uid: int 
         return None, f"the submission ran past the {limits.wall_seconds} s limit and was stopped"
     return proc.returncode, proc.stderr.decode(errors="replace")[-500:]
 
-
-def python() -> str:
-    return sys.executable
