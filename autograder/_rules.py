@@ -45,6 +45,10 @@ class Rule:
 CONVOLUTION_OPS = r"conv(olution|_?[123]d|_transpose|_depthwise|_tbc)"
 
 
+#: The name a rule matches for ``aten.convolution`` called with ``transposed=True``.
+TRANSPOSED_CONVOLUTION = "convolution[transposed]"
+
+
 def op_name(func) -> str:
     """``aten.convolution.default`` -> ``convolution``."""
     name = getattr(func, "__name__", None) or str(func)
@@ -80,9 +84,16 @@ class OpGuard(TorchDispatchMode):
             name = op_name(func)
             verdict = next((r for r in self.rules if r.matches(name)), None)
             self._verdicts[func] = verdict
+        name = None
+        if verdict is None and len(args) > 6 and args[6] is True and op_name(func) == "convolution":
+            # F.conv_transpose2d and nn.ConvTranspose2d reach the dispatcher as aten.convolution with
+            # transposed=True: named apart, so that a rule can forbid them and allow ordinary convolutions.
+            name = TRANSPOSED_CONVOLUTION
+            verdict = next((r for r in self.rules if r.matches(name)), None)
         if verdict is not None:
-            self.violations.append((op_name(func), verdict))
-            raise ForbiddenOpError(f"aten.{op_name(func)} is not allowed here: {verdict.reason}")
+            name = name or op_name(func)
+            self.violations.append((name, verdict))
+            raise ForbiddenOpError(f"aten.{name} is not allowed here: {verdict.reason}")
         return func(*args, **(kwargs or {}))
 
 

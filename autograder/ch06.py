@@ -628,6 +628,27 @@ def probe_module(cls, suite: str = "hidden", part: str = "all") -> dict:
     return collect_module(cls, configs, ("cpu",), MODULE_PARTS if part == "all" else (part,))
 
 
+def _grading_parts(options) -> tuple[str, ...]:
+    return MODULE_PARTS if options.get("part", "all") == "all" else (options["part"],)
+
+
+def grading_secret(options):
+    return None  # the configurations are fixed; nothing to keep from the sandbox
+
+
+def grading_data(options, secret):
+    return None
+
+
+def grading_probe(cls, options, data=None) -> dict:
+    return probe_module(cls, options.get("suite", "hidden"), options.get("part", "all"))
+
+
+def grading_verdict(record, options, secret=None) -> None:
+    configs = HIDDEN_CONFIGS if options.get("suite", "hidden") == "hidden" else CONFIGS
+    verdict_module(record, configs, _grading_parts(options), ("cpu",))
+
+
 def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,
                                   quiet: bool = False):
     """Check a learner's ``ConvTranspose2d`` class against ``torch.nn.ConvTranspose2d``.

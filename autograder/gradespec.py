@@ -16,8 +16,17 @@ from pathlib import Path
 
 from .registry import ENTRIES
 
-#: checks that are not case-based: module checks, probed by the runner's own routine
-MODULE_CHECKS = {"check_conv_transpose2d_module": ("ch06", "ConvTranspose2d")}
+#: checks that are not case-based: module checks. Each chapter module named here provides
+#: ``grading_secret(options)``, ``grading_data(options, secret)`` (what the sandbox may see),
+#: ``grading_probe(cls, options, data)`` (runs in the sandbox) and ``grading_verdict(record, options, secret)``.
+MODULE_CHECKS = {"check_conv_transpose2d_module": ("ch06", "ConvTranspose2d"),
+                 "check_segnet": ("ch08", "SegNet")}
+
+
+def module_for(check: str):
+    import importlib
+
+    return importlib.import_module(f"autograder.{MODULE_CHECKS[check][0]}")
 
 
 @dataclass(frozen=True)

@@ -100,15 +100,14 @@ def probe_part(ns, probe, log):
     """The learner's results for one probe (a check call of the hidden tests)."""
 
     from . import _core
-    from .gradespec import MODULE_CHECKS, entry_for
+    from .gradespec import MODULE_CHECKS, entry_for, module_for
 
     fn = ns.get(probe["symbol"])
     if fn is None:
         return {"missing": f"`{probe['symbol']}` is not defined (did its cell run without errors?)"}
     options = dict(probe["kwargs"])
     if probe["check"] in MODULE_CHECKS:
-        from .ch06 import probe_module
-        return {"module": probe_module(fn, options.get("suite", "hidden"), options.get("part", "all"))}
+        return {"module": module_for(probe["check"]).grading_probe(fn, options, probe.get("loaded"))}
     entry = entry_for(probe["check"])
     ex, make_cases = entry.load("exercise"), entry.load("cases")
     cases = make_cases(options.get("part", "all"), options.get("suite", "hidden"), options.get("seed"))
@@ -151,6 +150,10 @@ def main(job_path):
             __import__(f"autograder.{MODULE_CHECKS[probe['check']][0]}")
         else:
             entry_for(probe["check"]).load("exercise")
+    # Grader-chosen inputs (e.g. held-out images) are read before any submission code runs.
+    for probe in job["probes"]:
+        if probe.get("data"):
+            probe["loaded"] = torch.load(probe["data"], weights_only=True)
     ns = run_cells(job["notebook"], log, job.get("cell_timeout", 60))
     with open(os.path.join(out_dir, "log.json"), "w") as f:
         json.dump({"cell_errors": log["cell_errors"]}, f)
