@@ -140,6 +140,32 @@ class LibraryGuard:
         return False
 
 
+def error_record(e: BaseException) -> dict:
+    """A learner's exception as plain data: its type and first line."""
+    return {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0][:300]}
+
+
+def run_guarded(call, rules, allow=()):
+    """Run learner code under ``rules`` and the library guard.
+
+    Returns ``(result, error, violations)``: the error as :func:`error_record` (None if it returned), the
+    violations as ``[operator, reason]`` pairs (a forbidden operator stops the call and is recorded).
+    """
+    guard, library = OpGuard(tuple(rules)), LibraryGuard(allow)
+    result, error = None, None
+    try:
+        with guard, library:
+            result = call()
+    except NotImplementedError as e:
+        error = {"type": "NotImplementedError", "message": str(e)}
+    except ForbiddenOpError:
+        pass
+    except Exception as e:  # noqa: BLE001 - learner errors are data here
+        error = error_record(e)
+    violations = [[op, rule.reason] for op, rule in (library.violations or guard.violations)]
+    return result, error, violations
+
+
 def warm_up() -> None:
     """Pay the guard's one-time set-up cost now (torch imports its compiler stack, ~1-2 s,
     the first time a dispatch mode runs an operator), so that the learner's first check

@@ -101,24 +101,87 @@ def bench_cold_start(runs):
              med["first"] / med["torch"])]
 
 
-def bench_kernels(sol, runs, device="cpu"):
-    """The reference solution kernels against torch at stated shapes."""
+def _kernel_cases(device):
+    """(label, the solution's call, torch's call) for each kernel of the course, at stated shapes."""
+    sols = {aid: load_functions(REPO / "solutions" / aid / f"{aid}.ipynb") for aid in (
+        "ch01_cnn_size", "ch02_nearest", "ch03_bed_of_nails", "ch04_bilinear", "ch05_max_unpooling",
+        "ch06_transposed_conv", "ch07_checkerboard", "ch09_making_it_fast")}
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(8, 16, 32, 32, generator=g).to(device)
-    w = torch.randn(32, 16, 3, 3, generator=g).to(device)
-    b = torch.randn(32, generator=g).to(device)
+
+    def t(*shape):
+        return torch.randn(*shape, generator=g).to(device)
+
+    x, w, b = t(8, 16, 32, 32), t(32, 16, 3, 3), t(32)
+    img = t(8, 16, 32, 32)
+    pooled, idx = F.max_pool2d(img, 2, return_indices=True)
+    wT = t(16, 32, 4, 4)
+    one_hot = torch.zeros(16, 1, 1, 1, device=device) + 1
+    return [
+        ("conv2d (8,16,32,32)*(32,16,3,3) p1", lambda: sols["ch01_cnn_size"]["conv2d"](x, w, b, padding=1),
+         "F.conv2d", lambda: F.conv2d(x, w, b, padding=1)),
+        ("upsample_nearest (8,16,32,32) x2", lambda: sols["ch02_nearest"]["upsample_nearest"](img, scale_factor=2),
+         "F.interpolate nearest", lambda: F.interpolate(img, scale_factor=2, mode="nearest")),
+        ("bed_of_nails (8,16,32,32) s2", lambda: sols["ch03_bed_of_nails"]["bed_of_nails"](img, 2),
+         "1x1 one-hot conv_transpose2d", lambda: F.conv_transpose2d(img, one_hot, stride=2, output_padding=1,
+                                                                     groups=16)),
+        ("upsample_bilinear (8,16,32,32) x2", lambda: sols["ch04_bilinear"]["upsample_bilinear"](img, scale_factor=2),
+         "F.interpolate bilinear", lambda: F.interpolate(img, scale_factor=2, mode="bilinear")),
+        ("max_pool2d_with_indices (8,16,32,32) k2", lambda: sols["ch05_max_unpooling"]["max_pool2d_with_indices"](img, 2),
+         "F.max_pool2d", lambda: F.max_pool2d(img, 2, return_indices=True)),
+        ("max_unpool2d (8,16,16,16) k2", lambda: sols["ch05_max_unpooling"]["max_unpool2d"](pooled, idx, 2),
+         "F.max_unpool2d", lambda: F.max_unpool2d(pooled, idx, 2)),
+        ("conv_transpose2d ch6 (8,16,32,32)*(16,32,4,4) s2p1",
+         lambda: sols["ch06_transposed_conv"]["conv_transpose2d"](img, wT, None, 2, 1),
+         "F.conv_transpose2d", lambda: F.conv_transpose2d(img, wT, None, 2, 1)),
+        ("conv_transpose2d ch9 (8,16,32,32)*(16,32,4,4) s2p1",
+         lambda: sols["ch09_making_it_fast"]["conv_transpose2d"](img, wT, None, 2, 1),
+         "F.conv_transpose2d", lambda: F.conv_transpose2d(img, wT, None, 2, 1)),
+        ("pixel_shuffle (8,64,32,32) r2", lambda: sols["ch07_checkerboard"]["pixel_shuffle"](t(8, 64, 32, 32), 2),
+         "F.pixel_shuffle", lambda: F.pixel_shuffle(t(8, 64, 32, 32), 2)),
+    ]
+
+
+def bench_kernels(runs, device="cpu"):
+    """The reference solution kernels against their torch counterparts at stated shapes."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = []
+    with torch.no_grad():
+        for label, mine, base, ref in _kernel_cases(device):
+            a, bb, r = paired(lambda m=mine: (m(), sync()), lambda f=ref: (f(), sync()), runs)
+            rows.append((f"solution {label} [{device}]", a, base, bb, r))
+    return rows
 
-    def mine():
-        sol["conv2d"](x, w, b, stride=1, padding=1)
-        sync()
 
-    def ref():
-        F.conv2d(x, w, b, stride=1, padding=1)
-        sync()
+def bench_book():
+    """The book: a clean build, a rebuild with nothing changed, and one with every chapter touched (cache hits)."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
 
-    a, bb, r = paired(mine, ref, runs)
-    return [(f"solution conv2d (8,16,32,32)*(32,16,3,3) p1 [{device}]", a, "F.conv2d", bb, r)]
+    out = Path(tempfile.mkdtemp(prefix="bench-book-"))
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(out),
+           "--builder", "html"]
+
+    def build():
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return time.perf_counter() - t0, proc.stdout + proc.stderr
+
+    clean, _ = build()
+    again, _ = build()
+    chapters = sorted((REPO / "book").glob("*.md"))
+    for page in chapters:
+        page.touch()
+    touched, log = build()
+    shutil.rmtree(out, ignore_errors=True)
+    executed = len(re.findall(r"Executing notebook", log))
+    cached = len(re.findall(r"[Cc]ached", log)) - len(re.findall(r"Cached executed notebook", log))
+    hit = cached / max(1, cached + executed)
+    return [("book: clean build (executes every chapter)", clean, "-", float("nan"), float("nan")),
+            ("book: rebuild, nothing changed", again, "clean build", clean, again / clean),
+            (f"book: rebuild, {len(chapters)} pages touched (cache hit rate {hit:.0%})", touched, "clean build", clean,
+             touched / clean)]
 
 
 def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
@@ -176,20 +239,27 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=str(REPO / "_build" / "bench.json"))
     parser.add_argument("--no-grading", action="store_true", help="skip the (3-minute) grading benchmark")
+    parser.add_argument("--no-book", action="store_true", help="skip the (4-minute) book build benchmark")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    sol = load_functions(REPO / "solutions" / "ch01_cnn_size" / "ch01_cnn_size.ipynb")
-    rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(sol, args.runs)
+    rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(args.runs)
     if torch.cuda.is_available():
-        rows += bench_kernels(sol, args.runs, "cuda")
-    if not args.no_grading:
-        rows += bench_grading()
+        rows += bench_kernels(args.runs, "cuda")
     else:
         print("CUDA not available — CPU figures only.")
+    if not args.no_grading:
+        rows += bench_grading()
+    if not args.no_book:
+        rows += bench_book()
     w = max(len(r[0]) for r in rows)
     print(f"{'measured':<{w}}  {'median':>9}  {'baseline':<24} {'median':>9}  ratio")
     for name, a, base, b, r in rows:
-        print(f"{name:<{w}}  {a * 1e3:>7.1f}ms  {base:<24} {b * 1e3:>7.2f}ms  {r:>6.1f}x")
+        if b != b:  # no baseline (nan)
+            print(f"{name:<{w}}  {a:>8.1f}s  {base:<24}")
+        elif a > 10:
+            print(f"{name:<{w}}  {a:>8.1f}s  {base:<24} {b:>8.1f}s  {r:>6.2f}x")
+        else:
+            print(f"{name:<{w}}  {a * 1e3:>7.1f}ms  {base:<24} {b * 1e3:>7.2f}ms  {r:>6.1f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([dict(measured=n, seconds=a, baseline=base, baseline_seconds=b, ratio=r)

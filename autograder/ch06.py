@@ -21,7 +21,7 @@ from torch import nn
 from ._arith import convT_out, diagnose_convT_axis, pair
 from ._core import (CPU_ONLY_NOTICE, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
                     available_devices, check)
-from ._rules import CONVOLUTION_OPS, ForbiddenOpError, LibraryGuard, OpGuard, Rule, warm_up
+from ._rules import CONVOLUTION_OPS, Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
 
 warm_up()
@@ -389,25 +389,9 @@ def _describe(cfg) -> str:
     return "ConvTranspose2d(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
 
 
-def _err(e) -> dict:
-    return {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0][:300]}
-
-
 def _guarded(call, allow=()):
     """Run learner code under the chapter's rule. Returns (result, error dict or None, violations)."""
-    guard, library = OpGuard((RULE,)), LibraryGuard(allow)
-    result, error = None, None
-    try:
-        with guard, library:
-            result = call()
-    except NotImplementedError as e:
-        error = {"type": "NotImplementedError", "message": str(e)}
-    except ForbiddenOpError:
-        pass
-    except Exception as e:  # noqa: BLE001 - learner errors are data here
-        error = _err(e)
-    violations = [[op, rule.reason] for op, rule in (library.violations or guard.violations)]
-    return result, error, violations
+    return run_guarded(call, (RULE,), allow)
 
 
 def _plain(t, parameter=False):
@@ -457,7 +441,7 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
                 ref.load_state_dict(mine.state_dict())
                 rec["load_error"] = None
             except Exception as e:  # noqa: BLE001
-                rec["load_error"] = _err(e)
+                rec["load_error"] = error_record(e)
             m64, _, _ = _guarded(lambda: cls(**cfg, dtype=torch.float64))
             rec["dtype64"] = m64 is not None and all(p.dtype == torch.float64 for p in m64.parameters())
         elif mine is not None:
@@ -487,7 +471,7 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
                 mine = mine.to(device=device, dtype=torch.float64)
                 mine.load_state_dict(ref.state_dict())
             except Exception as e:  # noqa: BLE001
-                rec["build_error"] = _err(e)
+                rec["build_error"] = error_record(e)
                 data["training"].append(rec)
                 continue
             xm = x.clone().requires_grad_()

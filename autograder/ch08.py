@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._core import CPU_ONLY_NOTICE, CheckFailure, NotAttempted, RuleViolation, available_devices
-from ._rules import ForbiddenOpError, LibraryGuard, OpGuard, Rule, warm_up
+from ._rules import Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
 
 warm_up()
@@ -131,25 +131,9 @@ UPSAMPLER_RULE = Rule(r"upsample|interpolate|pixel_shuffle|pixel_unshuffle|grid_
                       "pixel-shuffle code): no torch transposed convolution, interpolation or pixel-shuffle operator")
 
 
-def _err(e) -> dict:
-    return {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0][:300]}
-
-
 def _guarded(call):
     """Run learner code under the rule. Returns (result, error dict or None, violations)."""
-    guard, library = OpGuard((UPSAMPLER_RULE,)), LibraryGuard()
-    result, error = None, None
-    try:
-        with guard, library:
-            result = call()
-    except NotImplementedError as e:
-        error = {"type": "NotImplementedError", "message": str(e)}
-    except ForbiddenOpError:
-        pass
-    except Exception as e:  # noqa: BLE001 - learner errors are data here
-        error = _err(e)
-    violations = [[op, rule.reason] for op, rule in (library.violations or guard.violations)]
-    return result, error, violations
+    return run_guarded(call, (UPSAMPLER_RULE,))
 
 
 def _learner_layers(model) -> list[str]:
@@ -184,7 +168,7 @@ def probe_wiring(cls, sizes=WIRING_SIZES, device="cpu") -> dict:
         try:
             model = model.to(device).eval()
         except Exception as e:  # noqa: BLE001
-            rec["build_error"] = _err(e)
+            rec["build_error"] = error_record(e)
             continue
         g = torch.Generator().manual_seed(7)
         for H, W in sizes:
@@ -314,7 +298,7 @@ def probe_training(cls, seed=None, images=None, progress=None) -> dict:
         data["train_error"] = {"type": "NotImplementedError", "message": str(e)}
         return data
     except Exception as e:  # noqa: BLE001
-        data["train_error"] = _err(e)
+        data["train_error"] = error_record(e)
         return data
     data["seconds"] = time.perf_counter() - start
     with torch.no_grad():

@@ -20,7 +20,8 @@ from .registry import ENTRIES
 #: ``grading_secret(options)``, ``grading_data(options, secret)`` (what the sandbox may see),
 #: ``grading_probe(cls, options, data)`` (runs in the sandbox) and ``grading_verdict(record, options, secret)``.
 MODULE_CHECKS = {"check_conv_transpose2d_module": ("ch06", "ConvTranspose2d"),
-                 "check_segnet": ("ch08", "SegNet")}
+                 "check_segnet": ("ch08", "SegNet"),
+                 "check_conv_transpose2d_speed": ("ch09", "conv_transpose2d")}
 
 
 def module_for(check: str):

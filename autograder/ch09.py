@@ -1,0 +1,267 @@
+"""Chapter 9 — making the transposed convolution fast.
+
+    ROUTES                                   four ways to compute F.conv_transpose2d, for the book's measurements
+    cost(route, shape)                       multiply-adds and bytes moved, by formula
+    check_conv_transpose2d_speed(fn)         correct at the reference shape, and within MAX_RATIO of torch
+
+The routes here are the book's instruments, not a learner's: calling them from a solution is caught
+like any call into the checking library. The speed check, like the module checks, is a probe (runs
+learner code, records times and the output as plain data) and a verdict (judges the record).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ._core import CPU_ONLY_NOTICE, CheckFailure, NotAttempted, RuleViolation, _value_problem, available_devices
+from ._rules import run_guarded, warm_up
+from ._signature import check_signature
+from .ch06 import RULE, SIGNATURE
+
+warm_up()
+
+# Bound when this module is imported, before any submission code runs: a submission that later replaces
+# time.perf_counter or F.conv_transpose2d does not change what the grader's probe measures against.
+_clock = time.perf_counter
+_torch_conv_transpose2d = F.conv_transpose2d
+
+# --------------------------------------------------------------------------
+# Four routes (groups=1, dilation=1; any stride, padding and output_padding)
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _sizes(x, w, stride, padding, output_padding):
+    (sH, sW), (pH, pW), (oH, oW) = _pair(stride), _pair(padding), _pair(output_padding)
+    _, _, H, W = x.shape
+    kH, kW = w.shape[-2:]
+    full = ((H - 1) * sH + kH + oH, (W - 1) * sW + kW + oW)   # before the padding is cropped
+    return (sH, sW), (pH, pW), full
+
+
+def _crop(full, padding, full_size):
+    pH, pW = padding
+    return full[..., pH: full_size[0] - pH, pW: full_size[1] - pW]
+
+
+def route_loops(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """One stamp per input pixel: H·W·k² small tensor operations (vectorised over batch and channels only)."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    N, _, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    full = x.new_zeros(N, C_out, *full_size)
+    for i in range(H):
+        for j in range(W):
+            # (N, C_in) x (C_in, C_out, kH, kW) -> (N, C_out, kH, kW), stamped at (i*s, j*s)
+            full[:, :, i * sH: i * sH + kH, j * sW: j * sW + kW] += torch.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    out = _crop(full, pad, full_size)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+def route_scatter(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """One scatter per kernel tap: k² channel products, each added into a strided slice of the output."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    N, _, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    full = x.new_zeros(N, C_out, *full_size)
+    for a in range(kH):
+        for b in range(kW):
+            full[:, :, a: a + (H - 1) * sH + 1: sH, b: b + (W - 1) * sW + 1: sW] += torch.einsum(
+                "nchw,co->nohw", x, w[:, :, a, b])
+    out = _crop(full, pad, full_size)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+def route_fold(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """One matrix multiply (every tap of every pixel at once), then col2im (F.fold) sums the overlaps."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    N, C_in, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    cols = w.reshape(C_in, C_out * kH * kW).T @ x.reshape(N, C_in, H * W)   # (N, C_out·kH·kW, H·W)
+    full = F.fold(cols, full_size, (kH, kW), stride=(sH, sW))
+    out = _crop(full, pad, full_size)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+def route_phases(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """s² small ordinary convolutions, one per output phase, interleaved by pixel shuffle: no multiplications
+    by inserted zeros. (Square stride.)"""
+    (s, s2), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    assert s == s2, "this sketch takes a square stride"
+    N, C_in, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    T = -(-kH // s), -(-kW // s)                         # taps per phase, at most
+    wp = F.pad(w, (0, T[1] * s - kW, 0, T[0] * s - kH))  # zero taps make every phase the same size
+    phases = []
+    for a0 in range(s):
+        for b0 in range(s):
+            sub = wp[:, :, a0::s, b0::s]                 # the taps that land on phase (a0, b0)
+            # a stride-1 transposed convolution = a convolution with the flipped kernel, channels swapped
+            k = sub.flip(-2, -1).transpose(0, 1)
+            phases.append(F.conv2d(F.pad(x, (T[1] - 1, T[1] - 1, T[0] - 1, T[0] - 1)), k))
+    # (N, C_out, s·s, H', W') -> channel c·s² + a0·s + b0, the order pixel_shuffle interleaves
+    stacked = torch.stack(phases, 2).reshape(N, C_out * s * s, *phases[0].shape[-2:])
+    full = F.pixel_shuffle(stacked, s)[..., : full_size[0], : full_size[1]]
+    if full.shape[-2] < full_size[0] or full.shape[-1] < full_size[1]:   # output_padding past the last stamp
+        full = F.pad(full, (0, full_size[1] - full.shape[-1], 0, full_size[0] - full.shape[-2]))
+    out = _crop(full, pad, full_size)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel tap": route_scatter,
+          "matrix multiply + col2im (F.fold)": route_fold, "stride phases + pixel shuffle": route_phases}
+
+
+def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
+    """Multiply-adds and an estimate of the bytes each route moves through memory (reads + writes)."""
+    useful = N * C_in * C_out * H * W * k * k              # each input value meets each tap once
+    Hf, Wf = (H - 1) * s + k, (W - 1) * s + k              # the uncropped output
+    x_b, w_b, y_b = N * C_in * H * W, C_in * C_out * k * k, N * C_out * Hf * Wf
+    if route.startswith("nested"):
+        moved = H * W * (N * C_in + w_b + 2 * N * C_out * k * k)       # each stamp reads w, reads+writes a patch
+        macs = useful
+    elif route.startswith("one scatter"):
+        moved = k * k * (x_b + C_in * C_out + 3 * N * C_out * H * W)   # product written, slice read + written
+        macs = useful
+    elif route.startswith("matrix"):
+        cols = N * C_out * k * k * H * W
+        moved = x_b + w_b + 2 * cols + y_b                             # cols written by the matmul, read by fold
+        macs = useful
+    elif route.startswith("stride"):
+        T = -(-k // s)
+        Hp, Wp = H + T - 1, W + T - 1
+        macs = s * s * N * C_out * C_in * T * T * Hp * Wp              # includes the zero-padded borders
+        moved = s * s * (x_b + C_in * C_out * T * T + N * C_out * Hp * Wp) + 2 * y_b
+    elif route.startswith("zero insertion"):
+        macs = N * C_out * C_in * k * k * Hf * Wf                       # every output pixel, every tap
+        moved = N * C_in * Hf * Wf + w_b + y_b
+    else:  # torch
+        macs, moved = useful, x_b + w_b + y_b
+    return {"macs": macs, "bytes": moved * dtype_bytes}
+
+
+# --------------------------------------------------------------------------
+# The speed check
+
+#: The chapter's reference shape: a decoder stage, 32 -> 64 pixels, 32 -> 32 channels, kernel 4, stride 2.
+REFERENCE = dict(N=8, C_in=32, H=32, W=32, C_out=32, k=4, stride=2, padding=1)
+#: Yours may take at most this many times torch's time at the reference shape (median of the runs).
+MAX_RATIO = 10.0
+RUNS = 7
+
+
+def reference_inputs(seed=0, device="cpu"):
+    r = REFERENCE
+    g = torch.Generator().manual_seed(9000 + seed)
+    x = torch.randn(r["N"], r["C_in"], r["H"], r["W"], generator=g)
+    w = torch.randn(r["C_in"], r["C_out"], r["k"], r["k"], generator=g) / (r["C_in"] * r["k"]) ** 0.5
+    b = torch.randn(r["C_out"], generator=g)
+    return x.to(device), w.to(device), b.to(device)
+
+
+def probe_speed(fn, seed=0, device="cpu", runs=RUNS) -> dict:
+    """Call ``fn`` once under the rule (output kept), then time it and torch alternately, ``runs`` times."""
+    x, w, b = reference_inputs(seed, device)
+    kw = dict(stride=REFERENCE["stride"], padding=REFERENCE["padding"])
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    data = {"error": None, "violations": [], "output": None, "mine": [], "torch": [], "device": device}
+    y, data["error"], data["violations"] = run_guarded(lambda: fn(x, w, b, **kw), (RULE,))
+    if data["error"] or data["violations"]:
+        return data
+    data["output"] = y.detach().to("cpu").clone() if type(y) is torch.Tensor else {"__type__": type(y).__name__}
+    with torch.no_grad():
+        for k in range(runs):
+            t0 = _clock()
+            fn(x, w, b, **kw)
+            sync()
+            t1 = _clock()
+            _torch_conv_transpose2d(x, w, b, **kw)
+            sync()
+            t2 = _clock()
+            data["mine"].append(t1 - t0)
+            data["torch"].append(t2 - t1)
+            if k == 0 and (t1 - t0) > 5 * MAX_RATIO * (t2 - t1) and (t1 - t0) > 0.5:
+                break  # far too slow: one run says so; the rest would only cost the learner time
+    return data
+
+
+def verdict_speed(data, seed=0) -> dict:
+    where = f"at the reference shape {describe_reference()} on {data.get('device', 'cpu')}"
+    err = data.get("error")
+    if err and err["type"] == "NotImplementedError":
+        raise NotAttempted("conv_transpose2d is not implemented yet (it raises NotImplementedError).")
+    if data.get("violations"):
+        op, reason = data["violations"][0]
+        raise RuleViolation(f"{where}: your function called `{op}`, which this exercise forbids: {reason}")
+    if err:
+        raise CheckFailure(f"{where}: your function raised {err['type']}: {err['message']}")
+    device = data.get("device", "cpu") if torch.cuda.is_available() else "cpu"  # CUDA's TF32 tolerance there
+    x, w, b = reference_inputs(seed, device)
+    expected = F.conv_transpose2d(x, w, b, stride=REFERENCE["stride"], padding=REFERENCE["padding"])
+    y = data.get("output")
+    if type(y) is not torch.Tensor or y.shape != expected.shape:
+        got = tuple(y.shape) if type(y) is torch.Tensor else (y or {}).get("__type__", "nothing")
+        raise CheckFailure(f"{where}: the output is {got}; expected shape {tuple(expected.shape)}. The speed of a "
+                           "wrong answer does not count: fix correctness first.")
+    problem = _value_problem(y.to(torch.float32), expected, torch.float32)
+    if problem:
+        raise CheckFailure(f"{where}: the output differs from F.conv_transpose2d ({problem}). The speed of a "
+                           "wrong answer does not count: fix correctness first.")
+    mine, ref = data.get("mine") or [], data.get("torch") or []
+    if not mine or len(mine) != len(ref):
+        raise CheckFailure(f"{where}: no timing came back.")
+    ratios = [a / max(b, 1e-9) for a, b in zip(mine, ref)]
+    ratio = statistics.median(ratios)
+    summary = (f"median of {len(ratios)} runs side by side: yours {statistics.median(mine) * 1e3:.1f} ms, "
+               f"torch {statistics.median(ref) * 1e3:.1f} ms, ratio {ratio:.1f}x")
+    if ratio > MAX_RATIO:
+        raise CheckFailure(f"{where}: too slow — {summary}; at most {MAX_RATIO:g}x is needed. A Python loop over "
+                           "pixels costs one tensor operation per pixel: loop over kernel taps at most, or do all taps "
+                           "at once with one matrix multiply and F.fold (col2im).")
+    return {"ratio": ratio, "summary": summary}
+
+
+def describe_reference() -> str:
+    r = REFERENCE
+    return (f"input ({r['N']}, {r['C_in']}, {r['H']}, {r['W']}), weight ({r['C_in']}, {r['C_out']}, {r['k']}, {r['k']}), "
+            f"stride {r['stride']}, padding {r['padding']}")
+
+
+def check_conv_transpose2d_speed(fn, suite="visible", seed=None, quiet=False):
+    """Is ``fn`` correct at the reference shape and within MAX_RATIO of F.conv_transpose2d, timed side by side?"""
+    __tracebackhide__ = True  # noqa: F841
+    check_signature(fn, "conv_transpose2d", SIGNATURE)
+    devices = tuple(available_devices())
+    for device in devices:
+        result = verdict_speed(probe_speed(fn, seed or 0, device), seed or 0)
+        if not quiet:
+            print(f"✔ conv_transpose2d speed on {device}: {result['summary']} (at most {MAX_RATIO:g}x allowed).")
+    if not quiet and "cuda" not in devices:
+        print("  " + CPU_ONLY_NOTICE)
+    return True
+
+
+# --------------------------------------------------------------------------
+# Grading (see gradespec.MODULE_CHECKS)
+
+
+def grading_secret(options):
+    return None
+
+
+def grading_data(options, secret):
+    return None
+
+
+def grading_probe(fn, options, data=None) -> dict:
+    return probe_speed(fn, options.get("seed") or 0)
+
+
+def grading_verdict(record, options, secret=None) -> None:
+    verdict_speed(record, options.get("seed") or 0)

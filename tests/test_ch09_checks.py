@@ -1,0 +1,111 @@
+"""Chapter 9: the book's routes equal torch's; the speed check passes fast and right, fails slow or wrong."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograder import CheckFailure, NotAttempted, RuleViolation, ch06, ch09
+from conftest import load_solution
+
+
+@pytest.fixture(scope="module")
+def fast():
+    return load_solution("ch09_making_it_fast")["conv_transpose2d"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), C_in=st.integers(1, 3), C_out=st.integers(1, 3), H=st.integers(1, 5),
+       W=st.integers(1, 5), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 2), op=st.integers(0, 2),
+       bias=st.booleans())
+def test_every_route_of_the_chapter_equals_torch(N, C_in, C_out, H, W, k, s, p, op, bias):
+    op = min(op, s - 1)
+    if (H - 1) * s - 2 * p + k + op < 1 or (W - 1) * s - 2 * p + k + op < 1:
+        return
+    g = torch.Generator().manual_seed(N * 1000 + C_in * 100 + H * 10 + k)
+    x = torch.randn(N, C_in, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(C_in, C_out, k, k, generator=g, dtype=torch.float64)
+    b = torch.randn(C_out, generator=g, dtype=torch.float64) if bias else None
+    expected = F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op)
+    for name, route in ch09.ROUTES.items():
+        got = route(x, w, b, s, p, op)
+        assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-10), name
+
+
+def test_the_cost_formulas_agree_with_torchs_flop_counter_and_zero_insertion_wastes_s_squared():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    r = ch09.REFERENCE
+    shape = dict(N=r["N"], C_in=r["C_in"], H=r["H"], W=r["W"], C_out=r["C_out"], k=r["k"], s=r["stride"])
+    x, w, b = ch09.reference_inputs()
+    with FlopCounterMode(display=False) as counter:
+        F.conv_transpose2d(x, w, b, stride=r["stride"], padding=r["padding"])
+    assert counter.get_total_flops() // 2 == ch09.cost("torch", **shape)["macs"]
+    zero = ch09.cost("zero insertion", **shape)["macs"] / ch09.cost("torch", **shape)["macs"]
+    assert r["stride"] ** 2 * 0.9 < zero < r["stride"] ** 2 * 1.2
+
+
+def test_the_solution_passes_values_and_speed(fast):
+    assert ch06.check_conv_transpose2d(fast, part="general", suite="hidden", quiet=True)
+    assert ch09.check_conv_transpose2d_speed(fast, quiet=True)
+
+
+def slow_but_correct(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Right, written as a learner's first loop: one tiny operation per input pixel, output channel and row."""
+    N, C_in, H, W = input.shape
+    _, C_out, kH, kW = weight.shape
+    full = input.new_zeros(N, C_out, (H - 1) * stride + kH + output_padding, (W - 1) * stride + kW + output_padding)
+    for i in range(H):
+        for j in range(W):
+            for o in range(C_out):
+                for a in range(kH):
+                    full[:, o, i * stride + a, j * stride: j * stride + kW] += input[:, :, i, j] @ weight[:, o, a, :]
+    out = full[..., padding: full.shape[-2] - padding, padding: full.shape[-1] - padding]
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+def test_a_correct_but_slow_kernel_fails_the_speed_part_with_its_ratio():
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+    w = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    assert torch.allclose(slow_but_correct(x, w, None, 2, 1), F.conv_transpose2d(x, w, None, 2, 1))
+    with pytest.raises(CheckFailure, match=r"too slow .* ratio [0-9.]+x; at most 10x"):
+        ch09.check_conv_transpose2d_speed(slow_but_correct, quiet=True)
+
+
+def test_a_fast_but_wrong_kernel_fails_correctness_and_earns_no_speed(fast):
+    def no_bias(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        return fast(input, weight, None, stride, padding, output_padding, groups, dilation)
+
+    with pytest.raises(CheckFailure, match="bias"):
+        ch06.check_conv_transpose2d(no_bias, part="general", quiet=True)
+    with pytest.raises(CheckFailure, match="fix correctness first"):
+        ch09.check_conv_transpose2d_speed(no_bias, quiet=True)
+
+
+def test_calling_torchs_transposed_convolution_breaks_the_rule_and_a_stub_is_not_attempted():
+    def cheat(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        return F.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+    def stub(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        raise NotImplementedError()
+
+    with pytest.raises(RuleViolation):
+        ch09.check_conv_transpose2d_speed(cheat, quiet=True)
+    with pytest.raises(NotAttempted):
+        ch09.check_conv_transpose2d_speed(stub, quiet=True)
+
+
+def test_the_baseline_is_bound_before_a_submission_could_replace_it(monkeypatch, fast):
+    """Does slowing torch down from the submission's side change what the speed check measures against?"""
+    import time
+
+    def slow_torch(*args, **kwargs):
+        time.sleep(0.05)
+        return ch09._torch_conv_transpose2d(*args, **kwargs)
+
+    monkeypatch.setattr(F, "conv_transpose2d", slow_torch)
+    data = ch09.probe_speed(fast, runs=3)
+    assert max(data["torch"]) < 0.05
