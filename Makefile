@@ -73,7 +73,7 @@ grade: $(STAMP)
 	$(BIN)/python -m autograder.grade "$(ASSIGNMENT)" "$(SUBMISSIONS)" "$(OUT)" $(GRADE_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m autograder.bench
+	$(BIN)/python -m autograder.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -149,8 +149,10 @@ def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
 # --------------------------------------------------------------------------
 # The speed check
 
-#: The chapter's reference shape: a decoder stage, 32 -> 64 pixels, 32 -> 32 channels, kernel 4, stride 2.
-REFERENCE = dict(N=8, C_in=32, H=32, W=32, C_out=32, k=4, stride=2, padding=1)
+#: The chapter's reference shape: a decoder stage, 64 -> 128 pixels, 16 -> 16 channels, kernel 4, stride 2.
+#: (Measured here on one thread: a loop per input pixel ~20-40x torch's time, one scatter per tap ~4-5x,
+#: matrix multiply + fold ~2-3x; the limit sits between them with room for a noisy machine.)
+REFERENCE = dict(N=4, C_in=16, H=64, W=64, C_out=16, k=4, stride=2, padding=1)
 #: Yours may take at most this many times torch's time at the reference shape (median of the runs).
 MAX_RATIO = 10.0
 RUNS = 7

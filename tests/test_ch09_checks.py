@@ -54,15 +54,14 @@ def test_the_solution_passes_values_and_speed(fast):
 
 
 def slow_but_correct(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """Right, written as a learner's first loop: one tiny operation per input pixel, output channel and row."""
+    """Right, written as a learner's first loop: one stamp per input pixel (H·W small operations)."""
     N, C_in, H, W = input.shape
     _, C_out, kH, kW = weight.shape
     full = input.new_zeros(N, C_out, (H - 1) * stride + kH + output_padding, (W - 1) * stride + kW + output_padding)
     for i in range(H):
         for j in range(W):
-            for o in range(C_out):
-                for a in range(kH):
-                    full[:, o, i * stride + a, j * stride: j * stride + kW] += input[:, :, i, j] @ weight[:, o, a, :]
+            full[:, :, i * stride: i * stride + kH, j * stride: j * stride + kW] += torch.einsum(
+                "nc,cokl->nokl", input[:, :, i, j], weight)
     out = full[..., padding: full.shape[-2] - padding, padding: full.shape[-1] - padding]
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
@@ -109,3 +108,33 @@ def test_the_baseline_is_bound_before_a_submission_could_replace_it(monkeypatch,
     monkeypatch.setattr(F, "conv_transpose2d", slow_torch)
     data = ch09.probe_speed(fast, runs=3)
     assert max(data["torch"]) < 0.05
+
+
+def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submission(tmp_path):
+    """Does the grader give the speed points to a fast, right kernel and none to a slow one, with the ratio?"""
+    import csv
+    import inspect
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, release_path, solution_path
+
+    aid = "ch09_making_it_fast"
+    slow = inspect.getsource(slow_but_correct).replace("def slow_but_correct(", "def conv_transpose2d(")
+    for student, source in (("fast", None), ("slow", slow)):
+        nb = json.loads((solution_path(aid) if source is None else release_path(aid)).read_text())
+        for cell in nb["cells"]:
+            if source and cell["metadata"].get("nbgrader", {}).get("grade_id") == "conv_transpose2d":
+                cell["source"] = source
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        (tmp_path / "subs" / student / f"{aid}.ipynb").write_text(json.dumps(nb))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(tmp_path / "subs"), str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert float(rows["fast"]["score"]) == 10
+    assert float(rows["slow"]["test_conv_transpose2d_speed"]) == 0
+    assert "too slow" in (out / "feedback" / "slow" / f"{aid}.html").read_text()
