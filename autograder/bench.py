@@ -112,6 +112,7 @@ def _kernel_cases(device):
         return torch.randn(*shape, generator=g).to(device)
 
     x, w, b = t(8, 16, 32, 32), t(32, 16, 3, 3), t(32)
+    sub = t(8, 64, 32, 32)
     img = t(8, 16, 32, 32)
     pooled, idx = F.max_pool2d(img, 2, return_indices=True)
     wT = t(16, 32, 4, 4)
@@ -136,8 +137,8 @@ def _kernel_cases(device):
         ("conv_transpose2d ch9 (8,16,32,32)*(16,32,4,4) s2p1",
          lambda: sols["ch09_making_it_fast"]["conv_transpose2d"](img, wT, None, 2, 1),
          "F.conv_transpose2d", lambda: F.conv_transpose2d(img, wT, None, 2, 1)),
-        ("pixel_shuffle (8,64,32,32) r2", lambda: sols["ch07_checkerboard"]["pixel_shuffle"](t(8, 64, 32, 32), 2),
-         "F.pixel_shuffle", lambda: F.pixel_shuffle(t(8, 64, 32, 32), 2)),
+        ("pixel_shuffle (8,64,32,32) r2", lambda: sols["ch07_checkerboard"]["pixel_shuffle"](sub, 2),
+         "F.pixel_shuffle", lambda: F.pixel_shuffle(sub, 2)),
     ]
 
 
@@ -256,7 +257,7 @@ def main(argv=None) -> int:
     for name, a, base, b, r in rows:
         if b != b:  # no baseline (nan)
             print(f"{name:<{w}}  {a:>8.1f}s  {base:<24}")
-        elif a > 10:
+        elif max(a, b) > 10:
             print(f"{name:<{w}}  {a:>8.1f}s  {base:<24} {b:>8.1f}s  {r:>6.2f}x")
         else:
             print(f"{name:<{w}}  {a * 1e3:>7.1f}ms  {base:<24} {b * 1e3:>7.2f}ms  {r:>6.1f}x")
