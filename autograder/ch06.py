@@ -606,22 +606,13 @@ def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
                                "analytical gradients of your forward do not match finite differences.")
 
 
+def _configs(suite: str) -> list[dict]:
+    return HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
+
+
 def probe_module(cls, suite: str = "hidden", part: str = "all") -> dict:
     """For the grading sandbox: the record of ``collect_module`` on the suite's configurations (CPU)."""
-    configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
-    return collect_module(cls, configs, ("cpu",), MODULE_PARTS if part == "all" else (part,))
-
-
-def _grading_parts(options) -> tuple[str, ...]:
-    return MODULE_PARTS if options.get("part", "all") == "all" else (options["part"],)
-
-
-def grading_secret(options):
-    return None  # the configurations are fixed; nothing to keep from the sandbox
-
-
-def grading_data(options, secret):
-    return None
+    return collect_module(cls, _configs(suite), ("cpu",), MODULE_PARTS if part == "all" else (part,))
 
 
 def grading_probe(cls, options, data=None) -> dict:
@@ -629,8 +620,9 @@ def grading_probe(cls, options, data=None) -> dict:
 
 
 def grading_verdict(record, options, secret=None) -> None:
-    configs = HIDDEN_CONFIGS if options.get("suite", "hidden") == "hidden" else CONFIGS
-    verdict_module(record, configs, _grading_parts(options), ("cpu",))
+    part = options.get("part", "all")
+    verdict_module(record, _configs(options.get("suite", "hidden")), MODULE_PARTS if part == "all" else (part,),
+                   ("cpu",))
 
 
 def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,
@@ -645,7 +637,7 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise CheckFailure(f"ConvTranspose2d should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
     check_signature(cls.__init__, "ConvTranspose2d.__init__", "self, " + MODULE_SIGNATURE)
-    configs = HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
+    configs = _configs(suite)
     parts = MODULE_PARTS if part == "all" else (part,)
     if any(p not in MODULE_PARTS for p in parts):
         raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")

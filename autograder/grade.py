@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sandbox
-from .gradespec import MODULE_CHECKS, GradedPart, entry_for, graded_parts, module_for
+from .gradespec import MODULE_CHECKS, GradedPart, entry_for, graded_parts, module_for, module_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
@@ -234,9 +234,7 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
         if p.check in MODULE_CHECKS:
             # A module check may need inputs the submission must not predict (held-out images drawn from a
             # fresh secret): the sandbox gets the inputs, the secret stays with the grader (done.json).
-            module = module_for(p.check)
-            secret = module.grading_secret(p.options)
-            data = module.grading_data(p.options, secret)
+            secret, data = module_inputs(p.check, p.options)
             if secret is not None:
                 secrets[str(k)] = secret
             if data is not None:
@@ -287,15 +285,16 @@ def verify(student: Student, parts: list[GradedPart], out: Path, run_note: str |
 
     from . import _core
     from ._core import CheckFailure
+
     work = out / "work" / student.id
     stamp = work / "done.json"
     secrets = json.loads(stamp.read_text()).get("secrets", {}) if stamp.exists() else {}
-    k = 0
+    k = -1
     for part in parts:
         message = None
         for probe in part.probes:
+            k += 1  # the probe's index in the job, as the sandbox numbered its results
             path = work / f"probe{k}.pt"
-            k += 1
             if message:
                 continue
             if not path.exists():
@@ -310,7 +309,7 @@ def verify(student: Student, parts: list[GradedPart], out: Path, run_note: str |
                 message = data["missing"]
             elif probe.check in MODULE_CHECKS:
                 try:
-                    module_for(probe.check).grading_verdict(data["module"], probe.options, secrets.get(str(k - 1)))
+                    module_for(probe.check).grading_verdict(data["module"], probe.options, secrets.get(str(k)))
                 except (CheckFailure, NotImplementedError) as e:
                     message = str(e)
             else:

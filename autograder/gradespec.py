@@ -17,8 +17,9 @@ from pathlib import Path
 from .registry import ENTRIES
 
 #: checks that are not case-based: module checks. Each chapter module named here provides
-#: ``grading_secret(options)``, ``grading_data(options, secret)`` (what the sandbox may see),
-#: ``grading_probe(cls, options, data)`` (runs in the sandbox) and ``grading_verdict(record, options, secret)``.
+#: ``grading_probe(symbol, options, data)`` (runs in the sandbox, returns plain data) and
+#: ``grading_verdict(record, options, secret)`` (runs in the grader); and, where the sandbox must be given
+#: inputs it cannot predict, ``grading_secret(options)`` and ``grading_data(options, secret)``.
 MODULE_CHECKS = {"check_conv_transpose2d_module": ("ch06", "ConvTranspose2d"),
                  "check_segnet": ("ch08", "SegNet"),
                  "check_conv_transpose2d_speed": ("ch09", "conv_transpose2d")}
@@ -28,6 +29,16 @@ def module_for(check: str):
     import importlib
 
     return importlib.import_module(f"autograder.{MODULE_CHECKS[check][0]}")
+
+
+def module_inputs(check: str, options: dict):
+    """``(secret, data)`` for one module-check probe: the secret stays with the grader, the data goes to the
+    sandbox. ``(None, None)`` for checks whose inputs are fixed."""
+    module = module_for(check)
+    if not hasattr(module, "grading_secret"):
+        return None, None
+    secret = module.grading_secret(options)
+    return secret, module.grading_data(options, secret)
 
 
 @dataclass(frozen=True)

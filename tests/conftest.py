@@ -46,6 +46,44 @@ def sol1():
     return load_solution("ch01_cnn_size")
 
 
+def answers(aid: str) -> dict[str, str]:
+    """The instructor's solution cells of an assignment: grade_id -> source."""
+    return {gid: src for _, gid, src in nbs.solution_cells(nbs.read(solution_path(aid)))}
+
+
+def submission(release, sources: dict[str, str]):
+    """A released notebook with some solution cells filled in (grade_id -> source), as a student would."""
+    import json
+
+    import nbformat
+
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))  # a deep copy: the release is never modified
+    for cell in nb.cells:
+        gid = nbs.nbgrader_meta(cell).get("grade_id")
+        if gid in sources:
+            cell.source = sources[gid]
+    return nb
+
+
+def grade_class(aid: str, students: dict[str, dict[str, str]], tmp: Path, *grade_args: str):
+    """Write one submission per student (release + their cells) and grade them with the real `make grade`
+    pipeline. Returns (out folder, grades.csv rows by student)."""
+    import csv
+
+    import nbformat
+
+    release = nbs.read(release_path(aid))
+    for student, sources in students.items():
+        (tmp / "submissions" / student).mkdir(parents=True)
+        nbformat.write(submission(release, sources), str(tmp / "submissions" / student / f"{aid}.ipynb"), version=4)
+    out = tmp / "out"
+    proc = subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(tmp / "submissions"), str(out),
+                           *grade_args], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out / "grades.csv") as f:
+        return out, {r["student_id"]: r for r in csv.DictReader(f)}
+
+
 def nbgrader(*args, cwd, config_dir=REPO / "autograder", check=True, timeout=900):
     """Run the real nbgrader CLI."""
     env = dict(os.environ, JUPYTER_CONFIG_PATH=str(config_dir))

@@ -137,7 +137,7 @@ def _record(pred, layers=("up",)):
 
 
 def test_the_training_verdict_passes_perfect_predictions_and_names_background_only_ones():
-    labels = ch08.heldout_labels(3)
+    _, labels = ch08.heldout(3)
     assert ch08.verdict_training(_record(labels.to(torch.uint8)), labels)["iou"] == 1.0
     with pytest.raises(CheckFailure, match="background almost everywhere") as err:
         ch08.verdict_training(_record(torch.zeros_like(labels, dtype=torch.uint8)), labels)
@@ -145,7 +145,7 @@ def test_the_training_verdict_passes_perfect_predictions_and_names_background_on
 
 
 def test_the_training_verdict_refuses_wrong_shapes_rule_breaks_and_missing_layers():
-    labels = ch08.heldout_labels(3)
+    _, labels = ch08.heldout(3)
     with pytest.raises(CheckFailure, match="shape"):
         ch08.verdict_training(_record(labels[:, :-1].to(torch.uint8)), labels)
     with pytest.raises(RuleViolation):
@@ -194,9 +194,9 @@ def _train_and_score(kind, seed):
                 return self.up(self.body(x))
 
         cls = Pixelwise
-    heldout = 90_000 + seed
-    data = ch08.probe_training(cls, seed, ch08.heldout_images(heldout))
-    return ch08.mean_iou(data["pred"].long(), ch08.heldout_labels(heldout)), data["seconds"]
+    images, labels = ch08.heldout(90_000 + seed)
+    data = ch08.probe_training(cls, seed, images)
+    return ch08.mean_iou(data["pred"].long(), labels), data["seconds"]
 
 
 def test_the_solution_reaches_the_threshold_on_every_seed_and_a_pixelwise_model_does_not():

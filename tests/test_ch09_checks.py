@@ -112,29 +112,13 @@ def test_the_baseline_is_bound_before_a_submission_could_replace_it(monkeypatch,
 
 def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submission(tmp_path):
     """Does the grader give the speed points to a fast, right kernel and none to a slow one, with the ratio?"""
-    import csv
     import inspect
-    import json
-    import subprocess
-    import sys
 
-    from conftest import REPO, release_path, solution_path
+    from conftest import answers, grade_class
 
     aid = "ch09_making_it_fast"
     slow = inspect.getsource(slow_but_correct).replace("def slow_but_correct(", "def conv_transpose2d(")
-    for student, source in (("fast", None), ("slow", slow)):
-        nb = json.loads((solution_path(aid) if source is None else release_path(aid)).read_text())
-        for cell in nb["cells"]:
-            if source and cell["metadata"].get("nbgrader", {}).get("grade_id") == "conv_transpose2d":
-                cell["source"] = source
-        (tmp_path / "subs" / student).mkdir(parents=True)
-        (tmp_path / "subs" / student / f"{aid}.ipynb").write_text(json.dumps(nb))
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(tmp_path / "subs"), str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    with open(out / "grades.csv") as f:
-        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    out, rows = grade_class(aid, {"fast": answers(aid), "slow": {"conv_transpose2d": slow}}, tmp_path)
     assert float(rows["fast"]["score"]) == 10
     assert float(rows["slow"]["test_conv_transpose2d_speed"]) == 0
     assert "too slow" in (out / "feedback" / "slow" / f"{aid}.html").read_text()

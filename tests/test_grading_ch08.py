@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
-import sys
 
-import nbformat
 import pytest
 
-from autograder import notebooks as nbs
-from conftest import REPO, release_path, solution_path
+from conftest import answers, grade_class
 
 AID = "ch08_encoder_decoder"
-ANSWERS = {gid: src for _, gid, src in nbs.solution_cells(nbs.read(solution_path(AID)))}
+ANSWERS = answers(AID)
 CROP = "x = up(x)[..., :H, :W]"
 assert CROP in ANSWERS["SegNet"]
 
@@ -32,24 +27,7 @@ EXPECTED = {"ada_correct": (10, None), "ben_no_crop": (6, "skip"), "cy_torch_lay
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("class08")
-    subs = tmp / "submissions"
-    release = nbs.read(release_path(AID))
-    for student, sources in CLASS.items():
-        nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        for cell in nb.cells:
-            gid = nbs.nbgrader_meta(cell).get("grade_id")
-            if gid in sources:
-                cell.source = sources[gid]
-        (subs / student).mkdir(parents=True)
-        nbformat.write(nb, str(subs / student / f"{AID}.ipynb"), version=4)
-    out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.grade", AID, str(subs), str(out), "--jobs", "2"],
-                          capture_output=True, text=True, timeout=1500, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    with open(out / "grades.csv") as f:
-        rows = {r["student_id"]: r for r in csv.DictReader(f)}
-    return out, rows
+    return grade_class(AID, CLASS, tmp_path_factory.mktemp("class08"), "--jobs", "2")
 
 
 @pytest.mark.parametrize("student", list(EXPECTED))
@@ -76,7 +54,7 @@ def test_the_sandbox_gets_held_out_images_but_never_their_seed(graded):
     images = torch.load(data, weights_only=True)
     assert type(images) is torch.Tensor and images.dim() == 4  # images only: no labels travel with them
     from autograder import ch08
-    assert torch.equal(images, ch08.heldout_images(seed))
+    assert torch.equal(images, ch08.heldout(seed)[0])
 
 
 def test_the_training_part_is_a_csv_column_with_its_points(graded):

@@ -9,19 +9,9 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import notebooks as nbs
-from conftest import make_course, nbgrader, solution_path
+from conftest import make_course, nbgrader, solution_path, submission
 
 AID = "ch01_cnn_size"
-
-
-def submission(release, solutions: dict[str, str]) -> nbformat.NotebookNode:
-    """The released notebook with some solution cells filled in, as a student would."""
-    nb = nbformat.from_dict(release)
-    for cell in nb.cells:
-        gid = nbs.nbgrader_meta(cell).get("grade_id")
-        if gid in solutions:
-            cell.source = solutions[gid]
-    return nb
 
 
 @pytest.fixture(scope="module")
