@@ -1,5 +1,7 @@
 # One command per job; each creates .venv with the pinned packages when missing.
-#   make book     build the HTML book into _build/html/
+#   make book     build the HTML book, instructor edition (solutions too), into _build/html/
+#   make book-student  the student edition, without any instructor material, into _build/student/_build/html/
+#   make linkcheck     check the book's links (LINKCHECK_EXTERNAL=1 also checks other sites; needs the internet)
 #   make test     run the whole test suite
 #   make release  regenerate notebooks/ from solutions/ with nbgrader
 #   make lab      open JupyterLab on the student notebooks
@@ -28,7 +30,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX_NPM     := $(VENV)/share/mathjax-npm
 MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
 
-.PHONY: venv book test release lab check grade bench clean
+.PHONY: venv book book-student linkcheck test release lab check grade bench clean
 
 venv: $(STAMP)
 
@@ -48,9 +50,16 @@ $(MATHJAX):
 	@mkdir -p $(dir $(MATHJAX))
 	@cd $(MATHJAX_NPM)/node_modules/mathjax/es5 && cp -r tex-chtml.js input output ui a11y adaptors $(abspath $(dir $(MATHJAX)))/
 
+# Both editions build with warnings as errors and nitpicky references (autograder/book.py) and
+# share one execution cache, so the second one executes nothing again.
 book: $(STAMP) $(MATHJAX)
-	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
-	@echo "The book is in _build/html/index.html"
+	$(BIN)/python -m autograder.book --edition instructor
+
+book-student: $(STAMP) $(MATHJAX)
+	$(BIN)/python -m autograder.book --edition student
+
+linkcheck: $(STAMP) $(MATHJAX)
+	$(BIN)/python -m autograder.book --edition instructor --builder linkcheck $(if $(LINKCHECK_EXTERNAL),--external)
 
 test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

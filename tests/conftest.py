@@ -114,3 +114,36 @@ def make_course(tmp: Path, aids=ASSIGNMENTS) -> Path:
         f"c.CourseDirectory.db_url = {'sqlite:///' + str(root / 'gradebook.db')!r}\n"
     )
     return root
+
+
+# ---- The book, built once per test session in both editions (autograder/book.py) ----------------
+
+@pytest.fixture(scope="session")
+def books(tmp_path_factory) -> dict[str, Path]:
+    """Both editions, built from scratch into a private folder with warnings as errors: the
+    instructor edition executes every chapter, the student edition reuses its execution cache.
+    Maps each edition to its HTML folder, and "cache" to that cache."""
+    from autograder import book
+
+    if os.environ.get("COURSE_TEST_PREBUILT_BOOKS") == "1":
+        # For iterating on the book tests only: use what `make book` and `make book-student` built
+        # (possibly stale). CI and `make test` never set this, so they always build afresh.
+        return {**{e: book.report_dir(book.default_out(e)) for e in book.EDITIONS},
+                "cache": REPO / "_build" / ".jupyter_cache"}
+    root = tmp_path_factory.mktemp("books")
+    out = {"cache": root / "jupyter_cache"}
+    for edition in ("instructor", "student"):
+        proc = book.build(edition, root / edition, cache=out["cache"], quiet=True)
+        assert proc.returncode == 0, f"the {edition} edition failed to build:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        out[edition] = book.report_dir(root / edition)
+    return out
+
+
+@pytest.fixture(scope="session")
+def student_book(books) -> Path:
+    return books["student"]
+
+
+@pytest.fixture(scope="session")
+def instructor_book(books) -> Path:
+    return books["instructor"]

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import html
+import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch.nn.functional as F
 import torch
 
-from conftest import ASSIGNMENTS, BIN, REPO
+from autograder import notebooks as nbs
+from conftest import ASSIGNMENTS, REPO, solution_path
 from test_notebooks import solution_lines
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("book")
-    proc = subprocess.run(
-        [str(BIN / "jupyter-book"), "build", str(REPO), "--path-output", str(out), "--builder", "html",
-         "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True, timeout=1200, env={**__import__("os").environ, "PYTHONWARNINGS": "ignore"})
-    assert proc.returncode == 0, f"the book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return out / "_build" / "html"
+def built(student_book) -> Path:
+    """The student edition: what a class reads (the instructor edition differs by one part)."""
+    return student_book
 
 
 def text_of(page: Path) -> str:
@@ -68,18 +64,60 @@ def test_exercise_notebook_is_a_page_shown_unexecuted(built, aid):
     assert "Traceback" not in text, "student notebooks must not be executed by the build"
 
 
+TEXT_SUFFIXES = {".html", ".js", ".txt", ".md", ".ipynb", ".py", ".json", ".css", ".yml", ".inv"}
+
+
+def files_showing(root: Path, lines: set[str]) -> dict[str, list[str]]:
+    """Every shipped file that shows any of `lines`: raw, HTML-escaped, or once the syntax
+    highlighter's tags are stripped from a page (how code reaches a reader)."""
+    found = {}
+    for f in root.rglob("*"):
+        if not f.is_file() or f.suffix not in TEXT_SUFFIXES:
+            continue
+        raw = f.read_text(errors="replace")
+        # Highlighted code is split into one <span> per token: drop the tags, keep the text.
+        views = [raw, html.unescape(re.sub(r"<[^>]+>", "", raw)) if f.suffix == ".html" else ""]
+        hits = [ln for ln in lines if any(ln in v or html.escape(ln, quote=False) in v for v in views)]
+        if hits:
+            found[f.relative_to(root).as_posix()] = hits
+    return found
+
+
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
-def test_no_page_of_the_book_contains_a_solution(built, aid):
+def test_student_edition_ships_no_solution_or_hidden_test_in_any_file(student_book, aid):
+    """Does any file of the student edition (pages, page sources, search index, downloads) hold a
+    line of a solution or of a hidden test?"""
+    leaked = files_showing(student_book, solution_lines(aid))
+    assert not leaked, f"the student edition leaks {aid}: " + "; ".join(f"{k}: {v[:2]}" for k, v in leaked.items())
+    assert not (student_book / "solutions").exists() and not (student_book / "book" / "instructors.html").exists()
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_instructor_edition_shows_each_solution_on_its_own_page_only(instructor_book, aid):
+    """The same search finds the solutions in the instructor edition, on the solution page (so
+    the student test above can fail), and nowhere else."""
     lines = solution_lines(aid)
-    for page in built.rglob("*.html"):
-        text = page.read_text()
-        leaked = [ln for ln in lines if html.escape(ln, quote=False) in text or ln in text]
-        assert not leaked, f"{page.relative_to(built)} shows solution lines: {leaked[:3]}"
+    found = files_showing(instructor_book, lines)
+    page = f"solutions/{aid}/{aid}.html"
+    assert set(found.get(page, [])) == lines, f"{page} misses {sorted(lines - set(found.get(page, [])))[:3]}"
+    elsewhere = {k for k in found if not k.startswith(("solutions/", "_sources/solutions/"))}
+    assert not elsewhere, f"solution lines of {aid} outside the instructor part: {sorted(elsewhere)}"
+
+
+def test_instructor_page_lists_every_assignment_with_its_points(instructor_book):
+    text = " ".join(text_of(instructor_book / "book" / "instructors.html").split())
+    grand = 0.0
+    for aid in ASSIGNMENTS:
+        cells = nbs.graded_cells(nbs.read(solution_path(aid)))
+        grand += sum(c.points for c in cells)
+        for c in cells:
+            assert f"{c.grade_id} ({c.points:g})" in text, (aid, c.grade_id)
+    assert f"all {grand:g}" in text
 
 
 def test_every_chapter_page_shows_executed_figures(built):
     for page in toc_pages():
-        if not page.startswith("book/") or page == "book/intro":
+        if not page.startswith("book/0"):  # the numbered chapters, not the intro or back matter
             continue
         html_text = (built / f"{page}.html").read_text()
         images = re.findall(r'<img[^>]+src="([^"]+)"', html_text)
@@ -91,3 +129,49 @@ def test_readme_links_every_exercise_notebook():
     readme = (REPO / "README.md").read_text()
     for aid in ASSIGNMENTS:
         assert f"notebooks/{aid}/{aid}.ipynb" in readme, f"README has no link for {aid}"
+
+
+@pytest.mark.parametrize("edition", ["student", "instructor"])
+def test_every_local_link_and_anchor_resolves(books, edition):
+    """Does every href/src in every page point at a file the edition ships, and every #anchor at
+    an id on its target page? (Links to other sites are for `make linkcheck LINKCHECK_EXTERNAL=1`.)"""
+    from urllib.parse import unquote, urlsplit
+
+    root = books[edition]
+    ids: dict[Path, set[str]] = {}
+
+    def ids_of(page: Path) -> set[str]:
+        if page not in ids:
+            ids[page] = set(re.findall(r'\sid="([^"]+)"', page.read_text()))
+        return ids[page]
+
+    broken, checked = [], 0
+    for page in (p for p in root.rglob("*.html") if "_static" not in p.parts):  # _static: theme templates
+        for url in re.findall(r'\s(?:href|src)="([^"]+)"', page.read_text()):
+            parts = urlsplit(html.unescape(url))
+            if parts.scheme or parts.netloc or url.startswith(("mailto:", "javascript:", "data:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            checked += 1
+            if not target.exists():
+                broken.append(f"{page.relative_to(root)} -> {url}")
+            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in ids_of(target):
+                broken.append(f"{page.relative_to(root)} -> {url} (no such anchor)")
+    assert checked > 500, checked
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+
+
+def test_linkcheck_passes_offline(books, tmp_path):
+    """`make linkcheck`'s builder, with links to other sites skipped as they are offline: every
+    local link of the sources must resolve."""
+    from autograder import book
+
+    proc = book.build("student", tmp_path, cache=books["cache"], builder="linkcheck", quiet=True)
+    report = book.report_dir(tmp_path) / "output.json"
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    assert len(rows) >= 10, "the link checker checked almost nothing"
+    assert {r["status"] for r in rows} <= {"working", "ignored", "unchecked"}, [r for r in rows if r["status"] == "broken"]
+    assert all(r["status"] == "ignored" for r in rows if r["uri"].startswith("http")), "offline, other sites are skipped"
