@@ -114,9 +114,9 @@ def load_functions(path, skip_graded: bool = True) -> dict:
     """Execute a notebook's code cells (test cells skipped) in a fresh namespace; return it.
 
     Used to take the instructor's reference functions out of ``solutions/`` for
-    the project's tests and benchmarks. IPython syntax (``%pip``) is translated
-    first; the ``get_ipython`` branch it becomes is never taken outside IPython
-    because the package is then already importable.
+    the project's tests and benchmarks. IPython syntax (``%time``, say) is
+    translated first. The Colab install cell (``autograder.colab``) runs too: it
+    does nothing outside Colab.
     """
     from IPython.core.inputtransformer2 import TransformerManager
 

@@ -71,7 +71,7 @@ CLASS = {
         "    return input\n"), None),
     "reads_solutions": (conv2d_body(
         f"    ns = {{}}\n    import json\n    nb = json.load(open({str(solution_path(AID))!r}))\n"
-        "    exec(''.join(nb['cells'][6]['source']), ns)\n"
+        "    exec(''.join(next(c for c in nb['cells'] if c.get('id') == 'conv2d')['source']), ns)\n"
         "    return ns['conv2d'](input, weight, bias, stride, padding, dilation, groups)\n"), None),
     "hides_tracebacks": (conv2d_body(
         "    return input\nimport sys\nsys.excepthook = lambda *a: None\nsys.stderr = open('/dev/null', 'w')\n"), None),

@@ -1,0 +1,101 @@
+"""The Colab install cell: the first code cell of every exercise notebook.
+
+Google Colab opens ``notebooks/<aid>/<aid>.ipynb`` straight from the course's repository, without
+the course's checking package. The cell installs it there, from ``repository.url`` and ``branch``
+in ``_config.yml``; anywhere else (a clone with ``make lab``, the grader's sandbox, the tests) it
+does nothing. It is plain Python, not ``%pip``, because the grader runs cells outside IPython.
+
+After changing the repository or branch in ``_config.yml`` (a fork, say):
+
+    python -m autograder.colab    # rewrite the cell in solutions/*/*.ipynb
+    make release                  # regenerate notebooks/ from them
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CELL_ID = "colab_install"  # the cell's id and nbgrader grade_id: locked, neither graded nor a solution
+PLACEHOLDER = "<REQUIREMENT>"
+
+TEMPLATE = '''\
+# Google Colab only: install the course's checking package. Elsewhere this cell does nothing.
+# In Colab, pick a GPU first (Runtime → Change runtime type) so the checks run on CUDA too.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    # --no-deps: keep Colab's own torch (a CUDA build), numpy, matplotlib and tqdm.
+    package = os.environ.get(
+        "COURSE_PACKAGE",  # set it to install from elsewhere: a fork, another branch, a folder
+        "<REQUIREMENT>",
+    )
+    print("Installing", package)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", package],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip could not install {package!r}:\\n{pip.stdout[-1500:]}{pip.stderr[-1500:]}")
+    importlib.invalidate_caches()  # so that the next cell finds it
+
+    import torch
+    print("Done. GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else
+          "none, the checks run on the CPU only (Runtime → Change runtime type)")'''
+
+
+def requirement(repo: Path = REPO) -> str:
+    """``<distribution> @ git+<repository url>.git@<branch>``, from pyproject.toml and _config.yml."""
+    import tomllib
+
+    import yaml  # PyYAML comes with jupyter-book (the [dev] extra)
+
+    name = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    config = yaml.safe_load((repo / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    url = str(config["url"]).rstrip("/").removesuffix(".git")
+    return f"{name} @ git+{url}.git@{config.get('branch') or 'main'}"
+
+
+def cell_source(repo: Path = REPO) -> str:
+    return TEMPLATE.replace(PLACEHOLDER, requirement(repo))
+
+
+def put_cell(nb, source: str) -> None:
+    """Make the install cell the notebook's first code cell, with this source (added, or moved and updated)."""
+    import nbformat
+
+    existing = [c for c in nb.cells if c.get("id") == CELL_ID]
+    cell = existing[0] if existing else nbformat.v4.new_code_cell(source)
+    if existing:
+        nb.cells.remove(cell)
+    cell.id = CELL_ID
+    cell.source = source
+    cell.outputs, cell.execution_count = [], None  # committed without outputs
+    cell.metadata["nbgrader"] = {"grade": False, "grade_id": CELL_ID, "locked": True, "schema_version": 3,
+                                 "solution": False, "task": False}
+    # Before the first code cell: after the intro (whose points table the tests read as cells[0]).
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, cell)
+
+
+def main() -> int:
+    import nbformat
+
+    source, changed = cell_source(), 0
+    for path in sorted((REPO / "solutions").glob("*/*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        before = nbformat.writes(nb)
+        put_cell(nb, source)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, str(path), version=4)
+            changed += 1
+            print(f"updated {path.relative_to(REPO)}")
+    print("Now run `make release` to regenerate notebooks/." if changed else "The install cells are up to date.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
