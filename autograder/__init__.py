@@ -16,6 +16,9 @@ Modules, one job each:
 ``chNN``       one module per chapter: its exercises' cases, references and
                the known mistakes the diagnostics recognise;
 ``figures``    plotting helpers shared by the book's chapters;
+``animations`` the book's sliding / stamping animations (frames checked against torch);
+``colab``      the Colab install cell, the first code cell of each exercise notebook;
+``book``       the book's two editions (instructor, student) and their builds;
 ``notebooks``  reading graded cells out of nbgrader notebooks;
 ``progress``   ``make check``: a learner's progress table.
 """
