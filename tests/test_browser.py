@@ -303,3 +303,15 @@ def test_animation_players_step_through_their_frames(reader):
         shoot(tab, f"animation-{page.split('/')[-1]}")
     assert found >= 2
     r.assert_clean(tab.url)
+
+
+def test_a_missing_browser_skips_with_its_reason_but_fails_where_required(monkeypatch):
+    """On a learner's machine without Chromium the browser tests skip and say how to get it; in CI
+    (COURSE_REQUIRE_BROWSER=1, set by .ci/run) the same situation is a failure, never a skip."""
+    monkeypatch.delenv("COURSE_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="install Debian's `chromium`"):
+        unavailable("no Chromium found: install Debian's `chromium` package")
+    monkeypatch.setenv("COURSE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="may not skip"):
+        unavailable("no Chromium found: install Debian's `chromium` package")
+    assert "COURSE_REQUIRE_BROWSER=1" in (REPO / ".ci" / "run").read_text()
