@@ -28,7 +28,8 @@ import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.patches import Rectangle
 
-from .figures import INPUT_COLOR, KERNEL_COLOR, OUTPUT_COLOR, PAD_COLOR
+from ._arith import pair
+from .figures import INPUT_COLOR, INPUT_LIGHT, KERNEL_COLOR, KERNEL_LIGHT, OUTPUT_COLOR, OUTPUT_LIGHT, PAD_COLOR
 
 # --------------------------------------------------------------------------
 # geometry
@@ -125,13 +126,15 @@ def _grid(value, name: str) -> np.ndarray:
 
 
 def _pair(value, name: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as (height, width)."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+    """An int or a pair of ints, each >= minimum, as (height, width). Stricter than
+    `_arith.pair`, which expands it: a float or a bool is refused here, not truncated."""
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
         raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
-    if min(items) < minimum:
+    out = pair(value, name)
+    if min(out) < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {value!r}")
-    return int(items[0]), int(items[1])
+    return out
 
 
 def _size(shape) -> str:
@@ -217,9 +220,6 @@ def conv_transpose2d_frames(input, kernel, stride=1, padding=0, output_padding=0
 # --------------------------------------------------------------------------
 # drawing
 
-INPUT_LIGHT = "#C9D7EE"
-KERNEL_LIGHT = "#FBE3D0"
-OUTPUT_LIGHT = "#CDE8D2"
 HATCH = "///"
 HATCH_COLOR = "0.68"
 CELL_INCHES = 0.42

@@ -16,6 +16,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
+from ._arith import pair
 from ._core import CPU_ONLY_NOTICE, CheckFailure, NotAttempted, RuleViolation, _value_problem, available_devices
 from ._rules import run_guarded, warm_up
 from ._signature import check_signature
@@ -32,12 +33,8 @@ _torch_conv_transpose2d = F.conv_transpose2d
 # Four routes (groups=1, dilation=1; any stride, padding and output_padding)
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
 def _sizes(x, w, stride, padding, output_padding):
-    (sH, sW), (pH, pW), (oH, oW) = _pair(stride), _pair(padding), _pair(output_padding)
+    (sH, sW), (pH, pW), (oH, oW) = pair(stride), pair(padding), pair(output_padding)
     _, _, H, W = x.shape
     kH, kW = w.shape[-2:]
     full = ((H - 1) * sH + kH + oH, (W - 1) * sW + kW + oW)   # before the padding is cropped

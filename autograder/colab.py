@@ -47,16 +47,22 @@ if "google.colab" in sys.modules:
           "none, the checks run on the CPU only (Runtime → Change runtime type)")'''
 
 
+def published_repository(repo: Path = REPO) -> tuple[str, str]:
+    """(url, branch) of the course's public repository, from _config.yml's ``repository``: what
+    the install cell and the book's Colab launch buttons point at."""
+    import yaml  # PyYAML comes with jupyter-book (the [dev] extra)
+
+    config = yaml.safe_load((repo / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    return str(config["url"]).rstrip("/").removesuffix(".git"), str(config.get("branch") or "main")
+
+
 def requirement(repo: Path = REPO) -> str:
     """``<distribution> @ git+<repository url>.git@<branch>``, from pyproject.toml and _config.yml."""
     import tomllib
 
-    import yaml  # PyYAML comes with jupyter-book (the [dev] extra)
-
     name = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
-    config = yaml.safe_load((repo / "_config.yml").read_text(encoding="utf-8"))["repository"]
-    url = str(config["url"]).rstrip("/").removesuffix(".git")
-    return f"{name} @ git+{url}.git@{config.get('branch') or 'main'}"
+    url, branch = published_repository(repo)
+    return f"{name} @ git+{url}.git@{branch}"
 
 
 def cell_source(repo: Path = REPO) -> str:

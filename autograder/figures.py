@@ -15,6 +15,10 @@ INPUT_COLOR = "#4C72B0"
 KERNEL_COLOR = "#DD8452"
 OUTPUT_COLOR = "#55A868"
 PAD_COLOR = "#DDDDDD"
+# Light shades of the three, for cells that carry numbers.
+INPUT_LIGHT = "#C9D7EE"
+KERNEL_LIGHT = "#FBE3D0"
+OUTPUT_LIGHT = "#CDE8D2"
 
 
 def draw_grid(ax, rows: int, cols: int, *, values=None, fill=None, origin=(0, 0), title=None,
@@ -53,7 +57,7 @@ def conv_sliding_figure(size: int = 7, kernel: int = 3, stride: int = 1, padding
     fig, axes = plt.subplots(1, len(spots), figsize=(3.1 * len(spots), 2.9))
     for ax, (oy, ox) in zip(np.atleast_1d(axes), spots):
         fill = [[PAD_COLOR if (r < padding or r >= padding + size or c < padding or c >= padding + size)
-                 else "#C9D7EE" for c in range(total)] for r in range(total)]
+                 else INPUT_LIGHT for c in range(total)] for r in range(total)]
         for a in range(kernel):
             for b in range(kernel):
                 fill[oy * stride + a][ox * stride + b] = KERNEL_COLOR

@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 import pytest
 
 from autograder import book
+from autograder import colab as colab_cell
 from conftest import ASSIGNMENTS, REPO
 
 SHOTS = REPO / "_build" / "test-artifacts" / "browser"
@@ -264,10 +265,9 @@ def test_exercise_page_offers_colab_and_a_download_of_the_student_notebook(reade
     page = f"notebooks/{aid}/{aid}"
     tab = r.open(page)
     colab = tab.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
-    cfg = book.config("student", REPO / "_build" / ".jupyter_cache")
-    repo_path = cfg["repository"]["url"].split("github.com/")[1]
-    assert colab == [f"https://colab.research.google.com/github/{repo_path}/blob/"
-                     f"{cfg['repository']['branch']}/{page}.ipynb"], colab
+    url, branch = colab_cell.published_repository()
+    assert colab == [f"https://colab.research.google.com/github/{url.split('github.com/')[1]}/blob/"
+                     f"{branch}/{page}.ipynb"], colab
     downloads = [h for h in tab.eval_on_selector_all("a[href$='.ipynb']", "els => els.map(e => e.href)")
                  if h.startswith(r.site.base)]
     assert downloads, f"{page} has no notebook download link"
