@@ -78,8 +78,8 @@ check: $(STAMP)
 	@$(BIN)/python -m autograder.progress $(NOTEBOOKS)
 
 grade: $(STAMP)
-	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder> [GRADE_ARGS=--force]"; exit 2; }
-	$(BIN)/python -m autograder.grade "$(ASSIGNMENT)" "$(SUBMISSIONS)" "$(OUT)" $(GRADE_ARGS)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder> [GRADE_ARGS=\"--force --unsafe-no-sandbox ...\"]"; exit 2; }
+	$(BIN)/python -m autograder.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" "$(OUT)" $(GRADE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m autograder.bench $(BENCH_ARGS)

@@ -303,6 +303,12 @@ class ErrorRecord:
         return self.message
 
 
+def error_data(exc: BaseException) -> dict:
+    """A learner's exception as plain data for the grader: type, its classes' names, message, learner frame."""
+    return {"type": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__],
+            "message": str(exc)[:500], "frame": _learner_frame(exc)}
+
+
 def _error_name(err) -> str:
     return err.type_name if isinstance(err, ErrorRecord) else type(err).__name__
 
@@ -456,6 +462,12 @@ class Failure:
 def probe(ex: Exercise, fn: Callable, case: Case, device: str, dtype) -> Outcome:
     """Call the learner's function on one case, guarded; note whether it changed its inputs."""
     args, kwargs = case.materialise(device, dtype)
+    return probe_call(ex, fn, args, kwargs)
+
+
+def probe_call(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
+    """Call the learner's function on given arguments, guarded; note whether it changed its inputs.
+    (The grading worker calls this on the arguments the grader sent.)"""
     before = [a.clone() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
     mine = call_learner(ex, fn, args, kwargs)
     after = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
@@ -694,6 +706,20 @@ def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=Non
     return report
 
 
+def policy_check(obj, name: str) -> None:
+    """Tell a learner now what grading would do later: code the grader's static source policy flags (private
+    torch modules, reflection, processes ...) scores 0 there and goes to a manual grade."""
+    __tracebackhide__ = True  # noqa: F841
+    from .grading.policy import review_function
+
+    findings = review_function(obj)
+    if findings:
+        lines = "\n".join(f"  line {f.line} of {name}: `{f.construct}` — {f.why}" for f in findings[:3])
+        raise RuleViolation(f"{name} passes these cases, but when graded it would be flagged for a manual review "
+                            f"and score 0: the grader reviews the source, and this code could switch the "
+                            f"course's checks off.\n{lines}\nWrite it with torch's public operations only.")
+
+
 def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = False, devices=None) -> Report:
     """Run a check; print a one-line pass summary, or raise CheckFailure."""
     __tracebackhide__ = True  # noqa: F841 - pytest and IPython hide this frame
@@ -702,6 +728,7 @@ def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = Fa
         first = report.failures[0]
         exc_type = RuleViolation if first.rule else CheckFailure
         raise exc_type(report.message(getattr(fn, "__name__", ex.name))) from None
+    policy_check(fn, getattr(fn, "__name__", ex.name))
     if not quiet:
         print("✔ " + report.summary())
         if "cuda" not in report.devices:

@@ -180,7 +180,8 @@ def bench_book():
 
 
 def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
-    """Grading throughput: this project's pipeline (sandboxed, parallel) vs plain serial `nbgrader autograde`."""
+    """Grading throughput: this project's pipeline (sandboxed, parallel) vs plain serial `nbgrader autograde`,
+    on a class of ``n`` submissions (correct, honestly wrong where the chapter has a known slip, and empty)."""
     import json
     import os
     import shutil
@@ -190,16 +191,18 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     import nbformat
 
     from . import notebooks as nbs
-    from .grade import nbgrader, setup_course
+    from .grading.cli import nbgrader, setup_course
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     release = nbs.read(REPO / "notebooks" / aid / f"{aid}.ipynb")
     answers = {g: src for _, g, src in nbs.solution_cells(nbs.read(REPO / "solutions" / aid / f"{aid}.ipynb"))}
-    wrong = {**answers, "conv_transpose2d": answers["conv_transpose2d"].replace(
-        "out = out + bias.reshape(1, C_out, 1, 1)", "out = out")}
+    fills = [answers, {}]
+    if "conv_transpose2d" in answers and "out = out + bias.reshape(1, C_out, 1, 1)" in answers["conv_transpose2d"]:
+        fills.insert(1, {**answers, "conv_transpose2d": answers["conv_transpose2d"].replace(
+            "out = out + bias.reshape(1, C_out, 1, 1)", "out = out")})
     subs = tmp / "submissions"
     for k in range(n):
-        fill = (answers, wrong, {})[k % 3]
+        fill = fills[k % len(fills)]
         nb = nbformat.from_dict(json.loads(json.dumps(release)))
         for cell in nb.cells:
             gid = nbs.nbgrader_meta(cell).get("grade_id")
@@ -208,7 +211,7 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
         (subs / f"s{k:02d}").mkdir(parents=True)
         nbformat.write(nb, str(subs / f"s{k:02d}" / f"{aid}.ipynb"))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(subs), str(tmp / "ours")], check=True,
+    subprocess.run([sys.executable, "-m", "autograder.grading", aid, str(subs), str(tmp / "ours")], check=True,
                    capture_output=True, cwd=REPO)
     ours = time.perf_counter() - t0
     # Plain nbgrader: the same course, its default autograde (executes every notebook), one at a time.
@@ -226,7 +229,45 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     shutil.rmtree(tmp, ignore_errors=True)
     return [(f"grading {n} {aid} submissions: make grade (sandboxed, {os.cpu_count()} jobs)", ours,
              "serial nbgrader autograde", theirs, ours / theirs),
-            ("  per submission", ours / n, "per submission", theirs / n, ours / theirs)]
+            (f"  {aid}: seconds per submission", ours / n, "per submission", theirs / n, ours / theirs)]
+
+
+def bench_speed_agreement(routes=("scatter", "fold")):
+    """Chapter 9's routes timed two ways: in this process (``timing.paired``, one thread) and by the grader
+    (sandboxed worker against a sandboxed torch worker, clocked around the channel's go/done). The two ratios
+    should agree: the grader measures the kernel, not the channel. (The phases route calls F.conv2d, which
+    the exercise's rule forbids, so the grader's guarded first call refuses it.)"""
+    import torch.nn.functional as F
+
+    import inspect
+
+    from . import _arith, ch09
+    from .grading import grader, sandbox
+    from .timing import paired
+
+    if not sandbox.available():
+        print("bubblewrap does not work here: the grader-side speed figures are skipped.")
+        return []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the worker
+    rows = []
+    try:
+        x, w, b = ch09.reference_inputs(0)
+        kw = dict(stride=ch09.REFERENCE["stride"], padding=ch09.REFERENCE["padding"])
+        for name in routes:
+            route = getattr(ch09, f"route_{name}")
+            _, _, local = paired(lambda: route(x, w, b, **kw), lambda: F.conv_transpose2d(x, w, b, **kw),
+                                 runs=ch09.RUNS, warmup=1)
+            # the route's own source, as a submission would hold it (a call into the library would be refused)
+            source = "import torch\nimport torch.nn.functional as F\n\n" + "\n\n".join(
+                inspect.getsource(f) for f in (_arith.pair, ch09._sizes, ch09._finish, route))
+            source += f"\n\nconv_transpose2d = route_{name}\n"
+            remote = grader.speed_ratio(source, "conv_transpose2d")["ratio"]
+            rows.append((f"ch09 route {name}: ratio to torch timed by the grader (agreement {remote / local:.2f})",
+                         remote, "ratio timed in-process", local, remote / local))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -243,13 +284,18 @@ def main(argv=None) -> int:
     else:
         print("CUDA not available — CPU figures only.")
     if not args.no_grading:
-        rows += bench_grading()
+        rows += bench_speed_agreement()
+        rows += bench_grading(20, "ch06_transposed_conv")
+        rows += bench_grading(4, "ch09_making_it_fast")
+        rows += bench_grading(2, "ch08_encoder_decoder")
     if not args.no_book:
         rows += bench_book()
     w = max(len(r[0]) for r in rows)
     print(f"{'measured':<{w}}  {'median':>9}  {'baseline':<24} {'median':>9}  ratio")
     for name, a, base, b, r in rows:
-        if b != b:  # no baseline (nan)
+        if "ratio to torch" in name:  # both figures are ratios already
+            print(f"{name:<{w}}  {a:>8.2f}x  {base:<24} {b:>8.2f}x  {r:>6.2f}")
+        elif b != b:  # no baseline (nan)
             print(f"{name:<{w}}  {a:>8.1f}s  {base:<24}")
         elif max(a, b) > 10:
             print(f"{name:<{w}}  {a:>8.1f}s  {base:<24} {b:>8.1f}s  {r:>6.2f}x")

@@ -299,6 +299,14 @@ def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
                         {"output_size": (9, 9)}, seed=base, prepare=_unpool_prepare(2, None, 0),
                         label="invalid: output_size far larger than the pooling could have come from",
                         prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, return_indices=True)"))
+        # torch accepts output_size strictly between default - stride and default + stride (default 4, stride 2
+        # here): each end of that range is tested on both sides, so an off-by-one range check shows.
+        for size in ((5, 5), (6, 6), (3, 3), (2, 2), (5, 3), (4, 6)):
+            out.append(Case(UNPOOL_NAMES, (T((1, 2, 4, 4)), Derived("indices", "(from the pooling)"), 2),
+                            {"output_size": size}, seed=base + 7, prepare=_unpool_prepare(2, None, 0),
+                            label=f"output_size {size}: at an edge of torch's range (4 ± stride 2, exclusive)",
+                            prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, "
+                                          "return_indices=True)"))
     return out
 
 

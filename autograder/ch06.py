@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arith import convT_out, diagnose_convT_axis, pair
-from ._core import (CPU_ONLY_NOTICE, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
+from ._core import (CPU_ONLY_NOTICE, policy_check, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
                     available_devices, check)
 from ._rules import CONVOLUTION_OPS, Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
+from .grading.protocol import GradedCheck
 
 warm_up()
 
@@ -338,6 +339,15 @@ def _invalid_cases(seed: int) -> list[Case]:
         Case(NAMES, (x, T((4, 2, 3, 3)), T((3,))), {}, seed=seed, label="invalid: bias of the wrong size"),
         Case(NAMES, (T((1, 4, 1, 1)), T((4, 2, 3, 3)), None), {"padding": 2}, seed=seed,
              label="invalid: padding crops the whole output"),
+        # the other side of each boundary: the largest argument torch still accepts
+        Case(NAMES, (T((1, 4, 1, 1)), T((4, 2, 3, 3)), None), {"padding": 1}, seed=seed,
+             label="at the edge: padding that leaves one pixel"),
+        Case(NAMES, (x, T((4, 2, 3, 3)), None), {"stride": 2, "output_padding": 1}, seed=seed,
+             label="at the edge: output_padding one less than the stride"),
+        Case(NAMES, (x, T((4, 2, 3, 3)), None), {"dilation": 3, "output_padding": 2}, seed=seed,
+             label="at the edge: output_padding one less than the dilation (stride 1)"),
+        Case(NAMES, (x, T((4, 2, 3, 3)), None), {"dilation": 2, "output_padding": 2}, seed=seed,
+             label="invalid: output_padding equal to the dilation (stride 1)"),
     ]
 
 
@@ -411,9 +421,9 @@ INIT_CONFIG = dict(in_channels=16, out_channels=32, kernel_size=3)
 GRADCHECK_CONFIG = dict(in_channels=2, out_channels=2, kernel_size=2, stride=2, padding=1, output_padding=1)
 
 
-def _inputs(cfg, device):
-    """The input and upstream gradient of a configuration: the same in the sandbox and in the grader."""
-    g = torch.Generator().manual_seed(sum(map(ord, repr(sorted(cfg.items())))))
+def _inputs(cfg, device, seed=0):
+    """The input and upstream gradient of a configuration and seed: the same in the worker and in the grader."""
+    g = torch.Generator().manual_seed(sum(map(ord, repr(sorted(cfg.items())))) + int(seed or 0))
     x = torch.randn(2, cfg["in_channels"], 4, 3, generator=g, dtype=torch.float64)
     torch.manual_seed(0)
     ref = nn.ConvTranspose2d(**cfg).to(dtype=torch.float64)
@@ -421,7 +431,7 @@ def _inputs(cfg, device):
     return ref.to(device), x.to(device), up.to(device)
 
 
-def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
+def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -> dict:
     """Run the learner's class on every configuration and record what it did, as plain data.
 
     This is the only part of the module check that runs learner code; ``verdict_module`` judges the
@@ -462,7 +472,7 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
     for device in devices:
         for cfg in configs:
             rec = {"cfg": cfg, "device": device}
-            ref, x, up = _inputs(cfg, device)
+            ref, x, up = _inputs(cfg, device, seed)
             mine, rec["build_error"], _ = _guarded(lambda: cls(**cfg))
             if mine is None:
                 data["training"].append(rec)
@@ -497,7 +507,7 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS) -> dict:
     return data
 
 
-def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
+def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",), seed=0) -> None:
     """Judge a record from ``collect_module`` against torch; raise a learner-facing failure or return."""
     from ._core import _value_problem
 
@@ -572,7 +582,7 @@ def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
                 raise NotAttempted("ConvTranspose2d.forward is not implemented yet (it raises NotImplementedError).")
             if err:
                 raise CheckFailure(f"{where}: forward raised {err['type']}: {err['message']}")
-            ref, x, up = _inputs(cfg, "cpu")
+            ref, x, up = _inputs(cfg, "cpu", seed)
             xr = x.clone().requires_grad_()
             y_ref = ref(xr)
             y = rec.get("forward")
@@ -606,23 +616,47 @@ def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",)) -> None:
                                "analytical gradients of your forward do not match finite differences.")
 
 
-def _configs(suite: str) -> list[dict]:
-    return HIDDEN_CONFIGS if suite == "hidden" else CONFIGS
+def _random_config(rng: random.Random) -> dict:
+    """A valid ConvTranspose2d configuration (groups, stride, padding, output_padding, dilation, bias)."""
+    groups = rng.choice((1, 1, 2, 3))
+    stride, dilation = (rng.randint(1, 3), rng.randint(1, 3)), rng.choice((1, 2))
+    kernel = (rng.randint(1, 4), rng.randint(1, 4))
+    return dict(in_channels=groups * rng.randint(1, 3), out_channels=groups * rng.randint(1, 3), kernel_size=kernel,
+                stride=stride, padding=(rng.randint(0, kernel[0] // 2), rng.randint(0, kernel[1] // 2)),
+                output_padding=(rng.randrange(max(stride[0], dilation)), rng.randrange(max(stride[1], dilation))),
+                groups=groups, dilation=dilation, bias=rng.random() < 0.7)
 
 
-def probe_module(cls, suite: str = "hidden", part: str = "all") -> dict:
-    """For the grading sandbox: the record of ``collect_module`` on the suite's configurations (CPU)."""
-    return collect_module(cls, _configs(suite), ("cpu",), MODULE_PARTS if part == "all" else (part,))
+def _configs(suite: str, seed=None) -> list[dict]:
+    """The visible configurations; the hidden suite adds fixed ones and three drawn from its seed (when grading,
+    a seed of the course offering's: the worker cannot know them before the grader sends them)."""
+    if suite != "hidden":
+        return CONFIGS
+    rng = random.Random(f"module-{seed or 0}")
+    return HIDDEN_CONFIGS + [_random_config(rng) for _ in range(3)]
 
 
-def grading_probe(cls, options, data=None) -> dict:
-    return probe_module(cls, options.get("suite", "hidden"), options.get("part", "all"))
+class ModuleCheck(GradedCheck):
+    """Grading of ``ConvTranspose2d``: the grader sends the configurations, the worker records what the
+    learner's class does with them (``collect_module``), the grader judges the record (``verdict_module``)."""
+
+    check = "check_conv_transpose2d_module"
+
+    def request(self, options, secret):
+        part = options.get("part", "all")
+        return {"configs": _configs(options.get("suite", "hidden"), options.get("seed")),
+                "parts": list(MODULE_PARTS if part == "all" else (part,)), "seed": int(options.get("seed") or 0)}
+
+    def probe(self, cls, request):
+        return collect_module(cls, [dict(c) for c in request["configs"]], ("cpu",), tuple(request["parts"]),
+                              request["seed"])
+
+    def verdict(self, record, options, secret):
+        req = self.request(options, secret)
+        verdict_module(record, req["configs"], tuple(req["parts"]), ("cpu",), req["seed"])
 
 
-def grading_verdict(record, options, secret=None) -> None:
-    part = options.get("part", "all")
-    verdict_module(record, _configs(options.get("suite", "hidden")), MODULE_PARTS if part == "all" else (part,),
-                   ("cpu",))
+GRADED_MODULE = ModuleCheck()
 
 
 def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible", seed: int | None = None,
@@ -637,12 +671,13 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise CheckFailure(f"ConvTranspose2d should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
     check_signature(cls.__init__, "ConvTranspose2d.__init__", "self, " + MODULE_SIGNATURE)
-    configs = _configs(suite)
+    configs = _configs(suite, seed)
     parts = MODULE_PARTS if part == "all" else (part,)
     if any(p not in MODULE_PARTS for p in parts):
         raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
     devices = tuple(available_devices())
-    verdict_module(collect_module(cls, configs, devices, parts), configs, parts, devices)
+    verdict_module(collect_module(cls, configs, devices, parts, seed), configs, parts, devices, seed)
+    policy_check(cls, "ConvTranspose2d")
     if not quiet:
         print(f"✔ ConvTranspose2d: {', '.join(parts)} checks pass ({len(configs)} configurations, on "
               f"{', '.join(devices)}).")

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import CPU_ONLY_NOTICE, CheckFailure, NotAttempted, RuleViolation, available_devices
+from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, available_devices
 from ._rules import Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
+from .grading.protocol import GradedCheck
 
 warm_up()
 
@@ -124,6 +125,16 @@ SIGNATURE = "self, in_channels=3, num_classes=4, width=16"
 WIRING_CONFIGS = ((3, 4, 16), (1, 2, 8))
 WIRING_SIZES = ((32, 32), (33, 33), (31, 32), (17, 24), (16, 16), (21, 19))
 HIDDEN_WIRING_SIZES = WIRING_SIZES + ((35, 29), (24, 37), (8, 8), (13, 13), (40, 30))
+
+
+def wiring_sizes(suite: str, seed=None) -> tuple:
+    """The suite's input sizes; the hidden one adds three drawn from its seed (a course offering's, when grading)."""
+    if suite != "hidden":
+        return WIRING_SIZES
+    import random
+
+    rng = random.Random(f"wiring-{seed or 0}")
+    return HIDDEN_WIRING_SIZES + tuple((rng.randint(8, 40), rng.randint(8, 40)) for _ in range(3))
 
 UPSAMPLER_RULE = Rule(r"upsample|interpolate|pixel_shuffle|pixel_unshuffle|grid_sampler|conv_transpose|"
                       r"convolution\[transposed\]|col2im|max_unpool",
@@ -360,8 +371,9 @@ def check_segnet(cls, part="all", suite="visible", seed=None, quiet=False):
     if any(p not in PARTS for p in parts):
         raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
     devices = tuple(available_devices())
+    policy_check(cls, "SegNet")
     if "wiring" in parts:
-        sizes = HIDDEN_WIRING_SIZES if suite == "hidden" else WIRING_SIZES
+        sizes = wiring_sizes(suite, seed)
         for device in devices:
             verdict_wiring(probe_wiring(cls, sizes, device), sizes, device)
         if not quiet:
@@ -381,7 +393,7 @@ def check_segnet(cls, part="all", suite="visible", seed=None, quiet=False):
 
 
 # --------------------------------------------------------------------------
-# Grading (see gradespec.MODULE_CHECKS): the sandbox sees held-out images, never their seed.
+# Grading: the worker gets held-out images, never their seed or labels.
 
 
 def _parts(options) -> tuple[str, ...]:
@@ -389,32 +401,40 @@ def _parts(options) -> tuple[str, ...]:
     return PARTS if part == "all" else (part,)
 
 
-def grading_secret(options):
-    """A fresh held-out seed per grading run, for the training part."""
-    import secrets
+class SegNetCheck(GradedCheck):
+    """Grading of ``SegNet``: wiring on the suite's sizes, and training judged on held-out images drawn from a
+    fresh secret per grading run (the grader keeps the seed and the labels; the worker gets the images)."""
 
-    return secrets.randbelow(2 ** 31) if "training" in _parts(options) else None
+    check = "check_segnet"
+
+    def secret(self, options):
+        import secrets
+
+        return secrets.randbelow(2 ** 31) if "training" in _parts(options) else None
+
+    def request(self, options, secret):
+        sizes = wiring_sizes(options.get("suite", "hidden"), options.get("seed"))
+        req = {"parts": list(_parts(options)), "sizes": [list(s) for s in sizes], "seed": options.get("seed")}
+        if secret is not None:
+            req["images"] = heldout(secret)[0]
+        return req
+
+    def probe(self, cls, request):
+        record = {}
+        if "wiring" in request["parts"]:
+            record["wiring"] = probe_wiring(cls, [tuple(s) for s in request["sizes"]])
+        if "training" in request["parts"]:
+            record["training"] = probe_training(cls, request.get("seed"), request["images"])
+        return record
+
+    def verdict(self, record, options, secret):
+        sizes = wiring_sizes(options.get("suite", "hidden"), options.get("seed"))
+        if "wiring" in _parts(options):
+            verdict_wiring(record["wiring"], sizes)
+        if "training" in _parts(options):
+            if secret is None:
+                raise CheckFailure("the held-out seed of this grading run is missing.")
+            verdict_training(record["training"], heldout(secret)[1])
 
 
-def grading_data(options, secret):
-    return heldout(secret)[0] if secret is not None else None
-
-
-def grading_probe(cls, options, data=None) -> dict:
-    suite = options.get("suite", "hidden")
-    record = {}
-    if "wiring" in _parts(options):
-        record["wiring"] = probe_wiring(cls, HIDDEN_WIRING_SIZES if suite == "hidden" else WIRING_SIZES)
-    if "training" in _parts(options):
-        record["training"] = probe_training(cls, options.get("seed"), data)
-    return record
-
-
-def grading_verdict(record, options, secret=None) -> None:
-    suite = options.get("suite", "hidden")
-    if "wiring" in _parts(options):
-        verdict_wiring(record["wiring"], HIDDEN_WIRING_SIZES if suite == "hidden" else WIRING_SIZES)
-    if "training" in _parts(options):
-        if secret is None:
-            raise CheckFailure("the held-out seed of this grading run is missing: regrade with --force.")
-        verdict_training(record["training"], heldout(secret)[1])
+GRADED_SEGNET = SegNetCheck()

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import pair
-from ._core import CPU_ONLY_NOTICE, CheckFailure, NotAttempted, RuleViolation, _value_problem, available_devices
+from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, _value_problem, available_devices
 from ._rules import run_guarded, warm_up
 from ._signature import check_signature
 from .timing import alternate, median_ratio
 from .ch06 import RULE, SIGNATURE
+from .grading.protocol import GradedCheck, plain
 
 warm_up()
 
@@ -233,6 +234,7 @@ def check_conv_transpose2d_speed(fn, suite="visible", seed=None, quiet=False):
     __tracebackhide__ = True  # noqa: F841
     check_signature(fn, "conv_transpose2d", SIGNATURE)
     devices = tuple(available_devices())
+    policy_check(fn, "conv_transpose2d")
     for device in devices:
         result = verdict_speed(probe_speed(fn, seed or 0, device), seed or 0)
         if not quiet:
@@ -243,12 +245,54 @@ def check_conv_transpose2d_speed(fn, suite="visible", seed=None, quiet=False):
 
 
 # --------------------------------------------------------------------------
-# Grading (see gradespec.MODULE_CHECKS)
+# Grading: timed by the grader, not by the submission (autograder.grading.grader.measure)
 
 
-def grading_probe(fn, options, data=None) -> dict:
-    return probe_speed(fn, options.get("seed") or 0)
+class SpeedCheck(GradedCheck):
+    """The speed part, graded: the worker makes one guarded call on the reference inputs (the rule and the
+    values); then the grader clocks ``go``/``done`` around each call itself, alternating with
+    ``F.conv_transpose2d`` in a worker of its own, on fresh inputs per run, and verifies every output."""
+
+    check = "check_conv_transpose2d_speed"
+    timed = True
+    runs, warmup = RUNS, 1
+    #: what the grader's baseline worker runs instead of a submission's cells
+    baseline_source = "import torch.nn.functional as F\nconv_transpose2d = F.conv_transpose2d\n"
+
+    def request(self, options, secret):
+        x, w, b = reference_inputs(options.get("seed") or 0)
+        return {"args": (x, w, b), "kwargs": {"stride": REFERENCE["stride"], "padding": REFERENCE["padding"]}}
+
+    def probe(self, fn, request):
+        args, kw = tuple(request["args"]), dict(request["kwargs"])
+        y, error, violations = run_guarded(lambda: fn(*args, **kw), (RULE,))
+        return {"error": error, "violations": violations, "output": plain(y) if y is not None else None,
+                "device": "cpu"}
+
+    def timed_inputs(self, options, k):
+        """Fresh inputs for timed run ``k`` (a memoised answer is a wrong answer)."""
+        x, w, b = reference_inputs(1_000 * (k + 1) + (options.get("seed") or 0))
+        return (x, w, b), {"stride": REFERENCE["stride"], "padding": REFERENCE["padding"]}
+
+    def timed_problem(self, args, kwargs, out):
+        expected = F.conv_transpose2d(*args, **kwargs)
+        if type(out) is not torch.Tensor or out.shape != expected.shape:
+            got = tuple(out.shape) if type(out) is torch.Tensor else (out or {}).get("__type__", "nothing")
+            return f"the output is {got}; expected shape {tuple(expected.shape)}"
+        return _value_problem(out.to(torch.float32), expected, torch.float32)
+
+    def give_up(self, t_mine, t_torch):
+        return t_mine > 5 * MAX_RATIO * t_torch and t_mine > 0.5
+
+    def verdict(self, record, options, secret):
+        bad = record.get("bad_runs")
+        if bad:
+            k, problem = bad[0]
+            raise CheckFailure(f"at the reference shape {describe_reference()}: on the fresh inputs of timed run "
+                               f"{k + 1}, the output differs from F.conv_transpose2d ({problem}). Every timed call "
+                               "is checked: the speed of a wrong answer does not count.")
+        verdict_speed(record, options.get("seed") or 0)
+        return True
 
 
-def grading_verdict(record, options, secret=None) -> None:
-    verdict_speed(record, options.get("seed") or 0)
+GRADED_SPEED = SpeedCheck()

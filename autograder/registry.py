@@ -52,7 +52,7 @@ ENTRIES = (
           "RESIZE_CONV_EXERCISE", ("all",)),
     Entry("ch07_checkerboard", "bilinear_kernel", "ch07", "check_bilinear_kernel", "kernel_cases",
           "BILINEAR_KERNEL_EXERCISE", ("all",)),
-    # Chapter 9's values part reuses Chapter 6's check (its speed part is a module-style check: gradespec)
+    # Chapter 9's values part reuses Chapter 6's check (its speed part is a timed GradedCheck in ch09)
     Entry("ch09_making_it_fast", "conv_transpose2d", "ch06", "check_conv_transpose2d", "cases", "EXERCISE",
           ("general",)),
 )

@@ -77,7 +77,7 @@ def grade_class(aid: str, students: dict[str, dict[str, str]], tmp: Path, *grade
         (tmp / "submissions" / student).mkdir(parents=True)
         nbformat.write(submission(release, sources), str(tmp / "submissions" / student / f"{aid}.ipynb"), version=4)
     out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.grade", aid, str(tmp / "submissions"), str(out),
+    proc = subprocess.run([sys.executable, "-m", "autograder.grading", aid, str(tmp / "submissions"), str(out),
                            *grade_args], capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "grades.csv") as f:

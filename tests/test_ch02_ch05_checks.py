@@ -86,6 +86,9 @@ WRONG = [
      "not positions inside a window"),
     ("unpool: output_size ignored", ch05.check_max_unpool2d, max_unpool_with_bug("ignore_output_size"), "general",
      "output_size"),
+    # an off-by-one range check (<= where torch has <) accepts the size just past torch's range
+    ("unpool: output_size range off by one", ch05.check_max_unpool2d, max_unpool_with_bug("range_inclusive"),
+     "general", "torch rejects these arguments"),
 ]
 
 

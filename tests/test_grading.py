@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from autograder import notebooks as nbs
-from autograder import sandbox
+from autograder.grading import sandbox
 from conftest import REPO, release_path, solution_path
 
 AID = "ch01_cnn_size"
@@ -88,10 +88,12 @@ EXPECTED = {  # student -> (score, words the reason must contain, or None)
     "carol_empty": (0, "NotImplementedError"),
     "loop_in_function": (2, "timed out"),
     "loop_at_top_level": (10, None),  # the cell is stopped; the functions it defined still count
-    "exit_kernel_early": (0, "no result came back"),  # the process ends: nothing after it is graded
-    "segfault": (0, "ended with status"),
+    # Code that reaches for processes, the interpreter or the file system (os, sys, ctypes, glob) is flagged
+    # by the static policy: a construct at a cell's top level scores 0 every part, for a manual grade.
+    "exit_kernel_early": (0, "flagged for review"),
+    "segfault": (0, "flagged for review"),
     "memory_bomb": (2, None),
-    "fork_bomb": (None, None),        # any grade, the others unaffected
+    "fork_bomb": (0, "flagged for review"),
     "huge_output": (10, None),
     "markdown_cell": (10, None),  # nbgrader restores a graded cell's type (the code in it is the student's)
     "deleted_test_cells": (10, None),
@@ -99,14 +101,14 @@ EXPECTED = {  # student -> (score, words the reason must contain, or None)
     "edited_tests_and_points": (10, None),
     "changed_kernelspec": (10, None),
     "calls_forbidden_op": (2, "forbids"),
-    "patches_checks": (2, None),
+    "patches_checks": (0, "flagged for review"),
     "claims_equality": (2, None),
     "prints_pass": (2, None),
-    "hard_codes_visible": (2, None),
-    "reads_solutions": (2, "No such file"),
-    "hides_tracebacks": (2, None),
-    "exits_before_tests": (2, "the bias is ignored"),
-    "writes_gradebook": (10, None),
+    "hard_codes_visible": (2, "flagged for review"),   # inside conv2d: its parts only
+    "reads_solutions": (2, "flagged for review"),      # exec inside conv2d
+    "hides_tracebacks": (0, "flagged for review"),
+    "exits_before_tests": (0, "flagged for review"),
+    "writes_gradebook": (0, "flagged for review"),
 }
 
 
@@ -152,7 +154,7 @@ def graded(tmp_path_factory):
     (subs / "old_nbformat").mkdir()
     (subs / "old_nbformat" / "a.ipynb").write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": []}))
     out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.grade", AID, str(subs), str(out), "--jobs", "2",
+    proc = subprocess.run([sys.executable, "-m", "autograder.grading", AID, str(subs), str(out), "--jobs", "2",
                            "--timeout", "60", "--cell-timeout", "8", "--part-timeout", "8"],
                           capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -178,7 +180,7 @@ def test_every_submission_gets_its_expected_grade_and_a_reason(graded, student):
 
 @pytest.mark.parametrize("student", [s for s in EXPECTED if s not in ("alice_correct", "deleted_test_cells", "markdown_cell",
                                      "duplicated_cells", "edited_tests_and_points", "changed_kernelspec",
-                                     "loop_at_top_level", "huge_output", "writes_gradebook")])
+                                     "loop_at_top_level", "huge_output")])
 def test_no_failing_or_dishonest_submission_beats_an_honest_wrong_answer(graded, student):
     _, rows, _ = graded
     assert float(rows[student]["score"]) <= HONEST_WRONG
@@ -220,7 +222,7 @@ def test_suspicious_code_is_flagged_for_review(graded):
 
 def test_a_rerun_keeps_the_grades_and_a_zip_of_lms_files_grades_the_same(graded, tmp_path):
     out, rows, _ = graded
-    again = subprocess.run([sys.executable, "-m", "autograder.grade", AID, str(out.parent / "submissions"), str(out),
+    again = subprocess.run([sys.executable, "-m", "autograder.grading", AID, str(out.parent / "submissions"), str(out),
                             "--jobs", "2", "--timeout", "60", "--cell-timeout", "8", "--part-timeout", "8"],
                            capture_output=True, text=True, timeout=900, cwd=REPO)
     assert again.returncode == 0
@@ -233,7 +235,7 @@ def test_a_rerun_keeps_the_grades_and_a_zip_of_lms_files_grades_the_same(graded,
             src = next((out.parent / "submissions" / student).glob("*.ipynb"))
             zf.write(src, f"{student.replace('_', '-')}_12345_attempt_{AID}.ipynb")
     zout = tmp_path / "zout"
-    proc = subprocess.run([sys.executable, "-m", "autograder.grade", AID, str(z), str(zout), "--jobs", "2"],
+    proc = subprocess.run([sys.executable, "-m", "autograder.grading", AID, str(z), str(zout), "--jobs", "2"],
                           capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(zout / "grades.csv") as f:
@@ -242,38 +244,39 @@ def test_a_rerun_keeps_the_grades_and_a_zip_of_lms_files_grades_the_same(graded,
 
 
 def test_the_sandbox_is_real_where_bubblewrap_is_installed():
-    """Is bubblewrap there? (CI installs it; a learner's machine may not have it: then skip, visibly.)"""
+    """Does a trial run of the sandbox work here? (CI installs bubblewrap; elsewhere skip, visibly.)"""
     import os
 
     if not sandbox.available():
         if os.environ.get("CI"):
-            pytest.fail("bubblewrap is missing in CI: .ci/run should have installed it")
-        pytest.skip("bubblewrap is not installed: the grader runs with resource limits only (and says so)")
+            pytest.fail("bubblewrap does not work in CI: .ci/run should have installed it")
+        pytest.skip("bubblewrap does not work here: `make grade` refuses to run (unless --unsafe-no-sandbox)")
     assert shutil.which("bwrap")
 
 
 def test_the_sandbox_hides_solutions_and_the_network(tmp_path):
-    """Inside the sandbox: solutions/ is empty, the network is gone, the user is not root."""
+    """Inside the sandbox: no solutions/, no network, not root, a cleared environment."""
     if not sandbox.available():
-        pytest.skip("bubblewrap is not installed")
-    work = tmp_path / "w"
-    work.mkdir()
+        pytest.skip("bubblewrap does not work here")
+    import os
+
+    os.environ["COURSE_SECRET_PROBE"] = "visible?"
     code = ("import os, socket\n"
-            f"print(os.listdir({str(REPO / 'solutions')!r}), os.getuid())\n"
+            f"print(os.path.exists({str(REPO / 'solutions')!r}), os.getuid(), sorted(os.environ))\n"
             "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\n    print('net')\n"
             "except OSError:\n    print('no net')\n")
-    cmd = sandbox.command([sys.executable, "-c", code], str(work), [str(REPO / "solutions")], sandbox.Limits(),
-                          uid=sandbox.uid_for("probe"))
-    import os
-    os.chown(work, sandbox.uid_for("probe"), sandbox.uid_for("probe")) if os.geteuid() == 0 else None
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-    assert out.startswith("[]") and "no net" in out and " 0\n" not in out
+    uid = sandbox.uid_for("probe")
+    sandbox.prepare_scratch(tmp_path / "w", uid)
+    cmd = sandbox.bwrap_command([sys.executable, "-I", "-c", code], str(tmp_path / "w"), sandbox.Limits(), uid)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=os.environ).stdout
+    assert out.startswith("False") and "no net" in out and " 0 " not in out, out
+    assert "COURSE_SECRET_PROBE" not in out and "'HOME'" in out, out
 
 
 @pytest.mark.parametrize("aid", sorted(p.name for p in (REPO / "solutions").iterdir()))
 def test_every_assignment_has_a_grading_spec_for_every_graded_part(aid):
     """Can the grader read, from the instructor's notebook, what every graded part checks?"""
-    from autograder.gradespec import graded_parts
+    from autograder.grading.spec import graded_parts
 
     parts = graded_parts(solution_path(aid))
     assert parts and all(p.probes for p in parts)

@@ -39,22 +39,30 @@ def test_every_chapter8_submission_gets_its_expected_grade_and_reason(graded, st
         assert words in (out / "feedback" / student / f"{AID}.html").read_text()
 
 
-def test_the_sandbox_gets_held_out_images_but_never_their_seed(graded):
-    """Could a submission read, from what it is given, the labels it is graded against?"""
+def test_the_worker_gets_held_out_images_but_never_their_seed_or_labels(graded):
+    """What crosses to the worker for the training part: the images of a seed the grader draws and keeps;
+    neither the seed nor the labels. And nothing of it is left where the sandbox could write."""
     import torch
 
-    out, _ = graded
-    work = out / "work" / "ada_correct"
-    secrets = json.loads((work / "done.json").read_text())["secrets"]
-    assert len(secrets) == 1
-    seed = next(iter(secrets.values()))
-    job = (work / "job.json").read_text()
-    assert str(seed) not in job and "secret" not in job
-    data = next(work.glob("data*.pt"))
-    images = torch.load(data, weights_only=True)
-    assert type(images) is torch.Tensor and images.dim() == 4  # images only: no labels travel with them
     from autograder import ch08
-    assert torch.equal(images, ch08.heldout(seed)[0])
+    from autograder.grading.protocol import encode
+    from autograder.grading.spec import graded_checks
+
+    check = graded_checks()["check_segnet"]
+    options = {"part": "training", "suite": "hidden", "seed": 3}
+    secret = check.secret(options)
+    assert secret is not None and secret != check.secret(options)  # fresh for every grading run
+    request = check.request(options, secret)
+    images, labels = ch08.heldout(secret)
+    assert torch.equal(request["images"], images)
+    frame = encode(request)
+    assert str(secret).encode() not in frame
+    tensors = [v for v in request.values() if isinstance(v, torch.Tensor)]
+    assert not any(t.shape == labels.shape for t in tensors)
+    out, _ = graded
+    # the grader keeps no secret and no result in a student's scratch folder: it reads nothing from there
+    scratch = out / "work" / "ada_correct"
+    assert not any(p.suffix == ".pt" or p.name in ("done.json", "job.json", "log.json") for p in scratch.rglob("*"))
 
 
 def test_the_training_part_is_a_csv_column_with_its_points(graded):

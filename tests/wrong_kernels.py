@@ -241,9 +241,11 @@ def max_unpool_with_bug(bug: str | None):
         N, C, Hi, Wi = input.shape
         H, W = (Hi - 1) * sh - 2 * ph + kh, (Wi - 1) * sw - 2 * pw + kw
         if output_size is not None and bug != "ignore_output_size":
+            for size, default, s in zip(tuple(output_size)[-2:], (H, W), (sh, sw)):
+                upper_ok = size <= default + s if bug == "range_inclusive" else size < default + s
+                if not (default - s < size and upper_ok):
+                    raise ValueError("output_size out of range")
             H, W = tuple(output_size)[-2:]
-            if not ((Hi - 1) * sh - 2 * ph + kh - sh < H < (Hi - 1) * sh - 2 * ph + kh + sh):
-                raise ValueError("output_size out of range")
         out = input.new_zeros(N, C, H, W)
         for n in range(N):
             for c in range(C):

@@ -1,0 +1,375 @@
+"""The grader side of one submission: start its sandboxed worker, send each part's inputs, judge the outputs.
+
+This process never runs student code. It believes only what it computes itself:
+
+* **values**: the worker's outputs are compared with torch here (``GradedCheck.verdict``);
+* **time limits**: every answer has a deadline; a worker that misses one is killed (its whole process group
+  and sandbox), the part scores 0, and a fresh worker (the cells run again) answers the remaining parts;
+* **speed**: a timed part is clocked here, around ``go``/``done`` frames, on fresh inputs per run with
+  every output verified, alternating with torch's own function in a worker of the grader's (same sandbox,
+  thread count and protocol); timed parts run one at a time, with no other worker busy (:data:`GATE`);
+* **rules**: the static source policy (:mod:`autograder.grading.policy`) zeroes the parts whose code
+  could switch the in-sandbox operator guard off, whatever the worker reports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import sandbox
+from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
+from .spec import CaseCheck, GradedPart, check_module, graded_checks
+
+#: Largest frame a worker may send (header, then tensor bytes): more is a protocol error, not an allocation.
+REPLY_HEADER_LIMIT = 1 << 20
+REPLY_PAYLOAD_LIMIT = 64 << 20
+
+
+class Gate:
+    """Shared for ordinary work, exclusive for timed parts: a timed part waits until no worker is busy, and
+    no worker starts work while one is measured."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._timing = False
+        self._waiting = 0
+
+    def shared(self):
+        gate = self
+
+        class _Shared:
+            def __enter__(self):
+                with gate._cond:
+                    gate._cond.wait_for(lambda: not gate._timing and not gate._waiting)
+                    gate._busy += 1
+
+            def __exit__(self, *exc):
+                with gate._cond:
+                    gate._busy -= 1
+                    gate._cond.notify_all()
+
+        return _Shared()
+
+    def exclusive(self):
+        gate = self
+
+        class _Exclusive:
+            def __enter__(self):
+                with gate._cond:
+                    gate._waiting += 1
+                    gate._cond.wait_for(lambda: not gate._timing and gate._busy == 0)
+                    gate._waiting -= 1
+                    gate._timing = True
+
+            def __exit__(self, *exc):
+                with gate._cond:
+                    gate._timing = False
+                    gate._cond.notify_all()
+
+        return _Exclusive()
+
+
+GATE = Gate()
+
+
+class WorkerProcess:
+    """One sandboxed worker and the grader's end of its channel."""
+
+    def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False):
+        sandbox.prepare_scratch(scratch, uid)
+        argv = [sys.executable, "-I", "-m", "autograder.grading.worker"]
+        self._stderr = tempfile.TemporaryFile()
+        if unsafe:
+            cmd, env, cwd = sandbox.unsafe_command(argv, limits, uid), sandbox.environment(str(scratch)), scratch
+        else:
+            cmd, env, cwd = sandbox.bwrap_command(argv, str(scratch), limits, uid), {"PATH": "/usr/bin:/bin"}, None
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=env, cwd=cwd, start_new_session=True)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.reader = FrameReader(self.proc.stdout.fileno(), REPLY_HEADER_LIMIT, REPLY_PAYLOAD_LIMIT)
+
+    def ask(self, msg: dict, deadline: float, expect: str):
+        write_frame(self.proc.stdin.fileno(), msg, deadline)
+        reply = self.reader.read(deadline)
+        if type(reply) is not dict or reply.get("op") != expect:
+            raise ProtocolError(f"expected a {expect!r} frame")
+        return reply
+
+    def send(self, msg: dict, deadline: float) -> None:
+        write_frame(self.proc.stdin.fileno(), msg, deadline)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        try:
+            self.send({"op": "bye"}, time.monotonic() + 2)
+            self.proc.wait(timeout=5)
+        except (ChannelClosed, ChannelTimeout, subprocess.TimeoutExpired, OSError, ValueError):
+            pass
+        self.kill()
+
+    def ended(self) -> str:
+        """Why the worker's channel closed: its exit status, and the sandbox's own message if any."""
+        try:
+            status = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            status = self.proc.returncode
+        self._stderr.seek(0)
+        tail = self._stderr.read(2000).decode(errors="replace").strip()
+        note = f"the process ended with status {status}"
+        if status is not None and status < 0:
+            note += f" ({signal.Signals(-status).name})"
+        return note + (f" — {tail.splitlines()[-1][:200]}" if tail else "")
+
+
+@dataclass
+class Submission:
+    """What the grader sends one worker: code cells (index, source), and where and how it runs."""
+
+    cells: list
+    scratch: Path
+    uid: int
+    limits: sandbox.Limits
+    unsafe: bool = False
+    preload: list = field(default_factory=list)
+
+
+class Session:
+    """A submission's worker, started on demand and restarted after a part that killed it."""
+
+    def __init__(self, sub: Submission, deadline: float):
+        self.sub, self.deadline = sub, deadline
+        self.worker: WorkerProcess | None = None
+        self.dead: str | None = None      # why no worker can run this submission any more
+        self.cell_errors: list = []
+        self.starts = 0
+
+    def _start(self) -> WorkerProcess | None:
+        if self.dead:
+            return None
+        self.starts += 1
+        w = WorkerProcess(self.sub.scratch, self.sub.uid, self.sub.limits, self.sub.unsafe)
+        budget = min(self.deadline, time.monotonic() + self.sub.limits.cell_seconds * max(1, len(self.sub.cells)) + 60)
+        try:
+            with GATE.shared():
+                w.send({"op": "cells", "cells": self.sub.cells, "cell_timeout": self.sub.limits.cell_seconds,
+                        "preload": self.sub.preload}, budget)
+                ready = w.reader.read(budget)
+            if type(ready) is not dict or ready.get("op") != "ready":
+                raise ProtocolError("expected a 'ready' frame")
+        except ChannelTimeout:
+            w.kill()
+            self.dead = "no result came back: the notebook's cells did not finish within the time limit"
+            return None
+        except ChannelClosed:
+            self.dead = f"no result came back: {w.ended()}, while the notebook's cells ran (a crash, the memory " \
+                        "or CPU limit, or code that ends the process)"
+            w.kill()
+            return None
+        except ProtocolError as e:
+            w.kill()
+            self.dead = f"no result came back: the worker broke the grading protocol ({e})"
+            return None
+        errors = ready.get("cell_errors")
+        if self.starts == 1 and type(errors) is list:
+            self.cell_errors = [e for e in errors if type(e) is dict][:20]
+        self.worker = w
+        return w
+
+    def worker_or_none(self) -> WorkerProcess | None:
+        return self.worker or self._start()
+
+    def lost(self, why: str) -> str:
+        """The current worker is gone or untrustworthy: kill it; the next part starts a fresh one."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+        return why
+
+    def probe(self, check_name: str, symbol: str, request: dict, seconds: float):
+        """The worker's record for one probe, or (None, why not)."""
+        w = self.worker_or_none()
+        if w is None:
+            return None, self.dead
+        deadline = min(self.deadline, time.monotonic() + seconds)
+        msg = {"op": "probe", "check": check_name, "module": check_module(check_name), "symbol": symbol,
+               "request": request}
+        try:
+            with GATE.shared():
+                reply = w.ask(msg, deadline, "result")
+        except ChannelTimeout:
+            return None, self.lost(f"timed out after {seconds:g} s (stopped by the grader)")
+        except ChannelClosed:
+            return None, self.lost(f"no result came back for this part: {w.ended()}")
+        except ProtocolError as e:
+            return None, self.lost(f"no result came back: the answer broke the grading protocol ({e})")
+        record = reply.get("record")
+        if type(record) is not dict:
+            return None, self.lost("no result came back: the answer was not a record")
+        return record, None
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+
+# --------------------------------------------------------------------------
+# Timed parts
+
+
+def measure(check, student: WorkerProcess, baseline: WorkerProcess, symbol: str, options: dict, secret,
+            deadline: float) -> dict:
+    """Time ``symbol`` in the student's worker against the baseline worker, alternately, on fresh inputs per
+    run; verify every timed output here. Returns the measurements for ``check.verdict``."""
+    clock = time.perf_counter
+    mine, theirs, bad = [], [], []
+    with GATE.exclusive():
+        for k in range(check.warmup + check.runs):
+            args, kwargs = check.timed_inputs(options, k)
+            for w in (student, baseline):
+                w.ask({"op": "stage", "symbol": symbol, "args": args, "kwargs": kwargs}, deadline, "staged")
+            t0 = clock()
+            done = student.ask({"op": "go"}, deadline, "done")
+            t1 = clock()
+            baseline.ask({"op": "go"}, deadline, "done")
+            t2 = clock()
+            out = student.ask({"op": "fetch"}, deadline, "output")["value"]
+            problem = done.get("error") or check.timed_problem(args, kwargs, out)
+            if k < check.warmup:
+                if problem:
+                    bad.append((k, str(problem)))
+                continue
+            mine.append(t1 - t0)
+            theirs.append(t2 - t1)
+            if problem:
+                bad.append((k, str(problem)))
+            if bad or check.give_up(mine[-1], theirs[-1]):
+                break
+    return {"mine": mine, "torch": theirs, "bad_runs": bad}
+
+
+def timed_part(check, session: Session, sub: Submission, symbol: str, options: dict, secret, seconds: float):
+    """A timed part: the guarded correctness probe in the student's worker, then the grader's measurement.
+    Returns (record, None) or (None, why no record)."""
+    record, why = session.probe(check.check, symbol, check.request(options, secret), seconds)
+    if record is None or record.get("error") or record.get("violations") or "missing" in record:
+        return record, why
+    baseline = None
+    deadline = min(session.deadline, time.monotonic() + seconds)
+    try:
+        base_sub = Submission([[0, check.baseline_source]], sub.scratch.with_name(sub.scratch.name + ".baseline"),
+                              sandbox.uid_for("baseline"), sub.limits, sub.unsafe, [])
+        baseline = WorkerProcess(base_sub.scratch, base_sub.uid, base_sub.limits, base_sub.unsafe)
+        with GATE.shared():
+            baseline.send({"op": "cells", "cells": base_sub.cells, "cell_timeout": 60, "preload": []}, deadline)
+            if baseline.reader.read(deadline).get("op") != "ready":
+                raise ProtocolError("the baseline worker did not start")
+        student = session.worker_or_none()
+        if student is None:
+            return None, session.dead
+        record.update(measure(check, student, baseline, symbol, options, secret, deadline))
+        return record, None
+    except ChannelTimeout:
+        return None, session.lost(f"timed out after {seconds:g} s while being timed (stopped by the grader)")
+    except ChannelClosed:
+        return None, session.lost("no result came back while being timed: the process ended")
+    except ProtocolError as e:
+        return None, session.lost(f"no result came back while being timed: the grading protocol broke ({e})")
+    finally:
+        if baseline is not None:
+            baseline.close()
+
+
+# --------------------------------------------------------------------------
+# One submission, every part
+
+
+def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, zeroed: dict | None = None,
+                     part_seconds: float = 60) -> tuple[dict, list]:
+    """Every part's (points, message or None) and the cells' errors. ``zeroed`` maps a part to the policy's
+    reason to score it 0 (it is not run)."""
+    from .._core import CheckFailure
+
+    checks = graded_checks()
+    results: dict = {}
+    session = Session(sub, time.monotonic() + sub.limits.wall_seconds)
+    try:
+        for part in parts:
+            if zeroed and part.grade_id in zeroed:
+                results[part.grade_id] = (0.0, zeroed[part.grade_id])
+                continue
+            message = None
+            for probe in part.probes:
+                check = checks[probe.check]
+                options = probe.for_offering(secret)
+                hidden = check.secret(options)
+                if check.timed:
+                    record, why = timed_part(check, session, sub, probe.symbol, options, hidden, part_seconds)
+                else:
+                    record, why = session.probe(probe.check, probe.symbol, check.request(options, hidden),
+                                                part_seconds)
+                if record is None:
+                    message = why
+                    break
+                if "missing" in record and not isinstance(check, CaseCheck):
+                    message = str(record["missing"])
+                    break
+                try:
+                    if isinstance(check, CaseCheck):
+                        check.verdict(record, options, hidden, symbol=probe.symbol)
+                    else:
+                        check.verdict(record, options, hidden)
+                except (CheckFailure, NotImplementedError) as e:
+                    message = str(e)
+                    break
+                except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+                    message = f"the worker's record could not be judged ({type(e).__name__}: {e}): scored 0"
+                    break
+            results[part.grade_id] = (0.0 if message else part.points, message)
+    finally:
+        session.close()
+    return results, session.cell_errors
+
+
+def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpose2d_speed", options=None,
+                scratch: Path | None = None, unsafe: bool = False) -> dict:
+    """For ``make bench``: the grader-side measurement of a function defined by trusted ``source``."""
+    check = graded_checks()[check_name]
+    options = dict(options or {"seed": 0})
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        sub = Submission([[0, source]], Path(tmp) / "s", sandbox.uid_for("bench"), sandbox.Limits(), unsafe, [])
+        session = Session(sub, time.monotonic() + 600)
+        try:
+            record, why = timed_part(check, session, sub, symbol, options, None, 600)
+        finally:
+            session.close()
+    if record is None:
+        raise RuntimeError(why)
+    return {"ratio": statistics.median(a / b for a, b in zip(record["mine"], record["torch"])),
+            "mine": statistics.median(record["mine"]), "torch": statistics.median(record["torch"]),
+            "bad_runs": record.get("bad_runs")}
