@@ -475,13 +475,19 @@ def probe_call(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
     return mine
 
 
+def prepare(ex: Exercise, case: Case, device: str, dtype) -> tuple:
+    """A case's arguments and torch's outcome on them: what judging any learner's result on it needs. The grader
+    computes these once per grading run and shares them among the students."""
+    args, kwargs = case.materialise(device, dtype)
+    return args, kwargs, call_reference(ex, tuple(map(_clone, args)), {k: _clone(v) for k, v in kwargs.items()})
+
+
 def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callable | None = None,
-          outcome: Outcome | None = None) -> Failure | None:
+          outcome: Outcome | None = None, prepared: tuple | None = None) -> Failure | None:
     """Compare one learner result with torch's: call ``fn`` here, or judge an ``outcome`` computed elsewhere
     (the grading sandbox), so that the verdict never depends on the learner's process."""
     mine = outcome if outcome is not None else probe(ex, fn, case, device, dtype)
-    args, kwargs = case.materialise(device, dtype)
-    ref = call_reference(ex, tuple(map(_clone, args)), {k: _clone(v) for k, v in kwargs.items()})
+    args, kwargs, ref = prepared if prepared is not None else prepare(ex, case, device, dtype)
 
     def fail(problem, mistake=None, rule=False):
         return Failure(case, device, dtype, problem, mistake, rule)
@@ -632,7 +638,9 @@ class Report:
         dts = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
 
-    def message(self, fn_name: str) -> str:
+    def message(self, fn_name: str, reproduce: bool = True) -> str:
+        """The clearest failure, explained. ``reproduce=False`` (grading feedback) leaves out the line that
+        rebuilds the case from its seed: a hidden case's seed would let a class regenerate the hidden cases."""
         # Show the clearest failure: the first one explained by the mistake that explains most
         # failures, if that is at least half of them; else simply the first failure.
         counts: dict[str, int] = {}
@@ -656,12 +664,13 @@ class Report:
         pattern = self.pattern()
         if pattern:
             lines.append(f"  pattern: {pattern}")
-        lines.append(f"  reproduce: {first.case.repro(fn_name, first.dtype, first.device)}")
+        if reproduce:
+            lines.append(f"  reproduce: {first.case.repro(fn_name, first.dtype, first.device)}")
         return "\n".join(lines)
 
 
 def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=None, fn_name=None,
-        stop_after: int | None = None, outcomes: dict | None = None) -> Report:
+        stop_after: int | None = None, outcomes: dict | None = None, prepared: dict | None = None) -> Report:
     """Check ``fn`` on every case, device and dtype; collect failures.
 
     With ``outcomes`` (``{(case index, device, dtype name): Outcome}`` from the grading sandbox), nothing
@@ -686,7 +695,9 @@ def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=Non
                     failure = judge(ex, fn_name, case, device, dtype, fn)
                 else:
                     got = outcomes.get((index, device, DTYPE_NAMES[dtype]))
-                    failure = (judge(ex, fn_name, case, device, dtype, outcome=got) if got is not None else
+                    ready = prepared.get((index, device, DTYPE_NAMES[dtype])) if prepared else None
+                    failure = (judge(ex, fn_name, case, device, dtype, outcome=got, prepared=ready)
+                               if got is not None else
                                Failure(case, device, dtype, "no result came back for this case (the submission "
                                        "stopped, timed out or crashed before it)"))
                 if failure:

@@ -383,8 +383,10 @@ def graded(tmp_path_factory):
     (subs / "dave_link" / f"{CH01}.ipynb").symlink_to(subs / "alice_correct" / f"{CH01}.ipynb")
     (subs / "erin_passwd").mkdir()
     (subs / "erin_passwd" / f"{CH01}.ipynb").symlink_to("/etc/passwd")
-    proc = subprocess.run([sys.executable, "-m", "autograder.grading", CH01, str(subs), str(out), "--jobs", "2"],
-                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    cmd = [sys.executable, "-m", "autograder.grading", CH01, str(subs), str(out), "--jobs", "2"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert refused.returncode == 3 and "--continue" in refused.stderr, refused.stdout + refused.stderr
+    proc = subprocess.run(cmd + ["--continue"], capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
@@ -422,8 +424,9 @@ def test_the_policy_flags_string_built_names_for_a_manual_grade(graded, student)
 @needs_sandbox
 def test_linked_submissions_are_not_followed_and_nothing_outside_changes(graded):
     out, rows, status, after = graded
+    report = (out / "intake.txt").read_text()
     for student in ("dave_link", "erin_passwd"):
-        assert float(rows[student]["score"]) == 0 and "symbolic link" in rows[student]["notes"]
+        assert student not in rows and f"{student}/{CH01}.ipynb — a symbolic link (not followed)" in report
     assert float(rows["alice_correct"]["score"]) == 10
     assert after == status  # the checkout is as it was
     # the grader's state is its own: no link, and nothing of it in a scratch folder

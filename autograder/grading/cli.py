@@ -1,30 +1,36 @@
 """``make grade``: grade a whole class, sandboxed, in parallel, with feedback and a grades CSV.
 
-    python -m autograder.grading ASSIGNMENT SUBMISSIONS OUT [--jobs N] [--force] [--unsafe-no-sandbox]
+    python -m autograder.grading ASSIGNMENT SUBMISSIONS OUT [--jobs N] [--force] [--continue]
+        [--roster FILE] [--due DATETIME] [--unsafe-no-sandbox]
 
-SUBMISSIONS is a folder ``<student_id>/<any name>.ipynb``, a folder of LMS downloads named
-``<student_id>_<anything>.ipynb``, or a zip of either. Results go to OUT:
+SUBMISSIONS is a folder or a zip: an LMS export (Canvas, Moodle, Blackboard), nbgrader's own layout, or
+plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it private: it is student data):
 
-    OUT/grades.csv                       student_id, assignment, score, max_score, one column per part, notes
-    OUT/feedback/<student_id>/<aid>.html what passed, what failed and why (no hidden test source)
-    OUT/course/                          the nbgrader course: gradebook.db, submitted/, autograded/
-    OUT/state/                           the grader's own state: this offering's secret, result stamps
-    OUT/work/<student_id>/               the student's scratch folder (the one place its sandbox may write)
+    OUT/intake.txt, intake.csv           every input file: graded for whom, or why not
+    OUT/grades.csv                       one row per student: ids and name as the LMS gave them, late, score,
+                                         one column per part and one with its failure reason, notes
+    OUT/feedback/<student>/<aid>.html    what passed, what failed and why (no hidden test, no seed)
+    OUT/course/                          the nbgrader course: gradebook.db (formgrader), submitted/, autograded/
+                                         (no hidden test source: its tests are the visible ones)
+    OUT/state/                           the grader's own state: this offering's secret, one stamp per student
+    OUT/work/<student>/                  the student's scratch folder (the one place its sandbox may write)
 
 The pipeline, in order (each step needs the one before):
 
-1. set up the nbgrader course from solutions/<aid> (generate_assignment: the gradebook knows the parts);
-2. collect: validate each notebook (JSON, nbformat 4); a broken one scores 0 with the reason;
-3. nbgrader autograde, *without executing anything*: it restores locked and test cells from the gradebook
-   and records the submission;
+1. check the inputs before anything slow: the assignment, the paths, OUT not inside the repository
+   (unless git ignores it), the sandbox;
+2. intake: account for every file; report it; stop if anything was skipped (``--continue`` goes on);
+3. set up the nbgrader course (once per offering; hidden tests stripped) and nbgrader autograde, *without
+   executing anything*, for the submissions that changed: it restores locked and test cells;
 4. review each notebook's source statically (the policy): parts whose code could undo the sandbox's own
    rule-keeping score 0 and are marked for a manual grade;
-5. grade each submission (parallel): its cells run in a sandboxed worker, then the grader sends each part's
-   inputs over a pipe and judges the outputs itself (:mod:`autograder.grading.grader`);
-6. write the scores into the gradebook, grades.csv and the feedback pages; print a summary.
+5. grade each changed submission (parallel): its cells run in a sandboxed worker, then the grader sends each
+   part's inputs over a pipe and judges the outputs itself (:mod:`autograder.grading.grader`); the result
+   is stamped in OUT/state at once;
+6. merge: the gradebook, grades.csv and the feedback pages are rebuilt from every stamp of the offering, so
+   a run over some students changes those students only; manual grades given in formgrader are kept.
 
-Nothing the grader reads afterwards comes from a place the submission could write. Re-running is safe:
-a student whose submission did not change keeps its results; ``--force`` regrades.
+Nothing the grader reads afterwards comes from a place the submission could write.
 """
 
 from __future__ import annotations
@@ -41,19 +47,22 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from . import grader, policy, sandbox
+from . import grader, intake, policy, sandbox
 from .spec import GradedPart, check_module, graded_parts
 
 REPO = Path(__file__).resolve().parents[2]
-STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 
 
 @dataclass
 class Student:
-    id: str
+    id: str                              # safe id: nbgrader's student id and the folders' names
+    name: str = ""                       # as the LMS gave it
+    lms_id: str = ""                     # the LMS's numeric id, where it has one
+    late: bool = False
     source: Path | None = None
     problem: str | None = None           # why it could not be graded at all (scores 0)
     notes: list[str] = field(default_factory=list)
@@ -65,8 +74,147 @@ class Student:
         return sum(p for p, _ in self.parts.values())
 
 
+def atomic_write(path: Path, text: str) -> None:
+    """Write a file so that a crash leaves the old one or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 # --------------------------------------------------------------------------
-# 1-2. The course and the submissions
+# 1. The inputs, checked before anything slow
+
+
+def assignments() -> list[str]:
+    return sorted(p.name for p in (REPO / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+
+
+def out_problem(out: Path) -> str | None:
+    """Why OUT may not be used: inside this repository where git would commit it."""
+    try:
+        out.relative_to(REPO)
+    except ValueError:
+        return None
+    probe = out / "grades.csv"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(probe)], cwd=REPO, capture_output=True)
+    if ignored.returncode == 0 or not (REPO / ".git").exists():
+        return None
+    return (f"OUT={out} is inside the repository and git does not ignore it: grades and student code would be "
+            "committed. Choose a folder outside the repository (or one listed in .gitignore, such as .grading/).")
+
+
+def parse_due(text: str) -> datetime:
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    raise SystemExit(f"error: --due {text!r} is not a date and time such as 2026-11-20T23:59")
+
+
+# --------------------------------------------------------------------------
+# 2. Intake
+
+
+def _zip_name(member: zipfile.ZipInfo) -> str:
+    """A member's name as its author wrote it: zips without the UTF-8 flag store names in an old code page."""
+    if member.flag_bits & 0x800:
+        return member.filename
+    try:
+        return member.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return member.filename
+
+
+def expand(submissions: Path, out: Path) -> tuple[Path, list[intake.Item]]:
+    """A folder to scan: the folder itself, or a zip extracted (members keep their own dates; links and paths
+    out of the folder are listed, not extracted)."""
+    if submissions.is_dir():
+        return submissions, []
+    if not zipfile.is_zipfile(submissions):
+        raise SystemExit(f"error: {submissions} is neither a folder nor a zip file")
+    import stat
+    import time
+
+    dest = out / "incoming"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    items = []
+    with zipfile.ZipFile(submissions) as z:
+        for member in z.infolist():
+            name = _zip_name(member)
+            rel = Path(name)
+            if member.is_dir():
+                continue
+            if rel.is_absolute() or ".." in rel.parts:
+                items.append(intake.Item(name, "skipped", reason="a path out of the folder (not extracted)"))
+                continue
+            if stat.S_ISLNK(member.external_attr >> 16):
+                items.append(intake.Item(name, "skipped", reason="a symbolic link (not extracted)"))
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(member))
+            when = time.mktime(member.date_time + (0, 0, -1))
+            os.utime(target, (when, when))
+    return dest, items
+
+
+def graded_ids(nb_bytes: bytes) -> set[str]:
+    try:
+        nb = json.loads(nb_bytes.decode("utf-8"))
+        return {((c.get("metadata") or {}).get("nbgrader") or {}).get("grade_id") for c in nb.get("cells", [])} - {None}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+def guess_assignment(ids: set[str]) -> str | None:
+    """The assignment whose graded cells a notebook holds most of (to say which one it looks like)."""
+    from .. import notebooks as nbs
+
+    best, count = None, 0
+    for aid in assignments():
+        mine = {g.grade_id for g in nbs.graded_cells(nbs.read(REPO / "solutions" / aid / f"{aid}.ipynb"))}
+        if len(mine & ids) > count:
+            best, count = aid, len(mine & ids)
+    return best
+
+
+def intake_report(items, students, missing) -> str:
+    text = intake.report_text(items, students)
+    if missing:
+        text += f"\n  on the roster, no submission ({len(missing)}):\n" + "\n".join(
+            f"    {m['id']} {m['name']}".rstrip() for m in missing)
+    return text
+
+
+def write_intake(out: Path, items) -> None:
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "status", "student_id", "reason"])
+    for i in items:
+        w.writerow([i.rel, i.status, i.student, i.reason])
+    atomic_write(out / "intake.csv", buf.getvalue())
+
+
+def match_roster(roster: list[dict], students: list[Student], keys: dict[str, set[str]]) -> list[dict]:
+    """Roster entries that match no student (by the LMS id, the id or the name)."""
+    missing = []
+    for entry in roster:
+        rid, rname = entry["id"].casefold(), entry["name"].casefold()
+        if not any(rid and rid in keys[s.id] or rname and rname in keys[s.id] for s in students):
+            missing.append(entry)
+    return missing
+
+
+# --------------------------------------------------------------------------
+# 3. The nbgrader course
 
 
 def _nbgrader_cmd(args, course: Path) -> tuple[list[str], dict]:
@@ -84,77 +232,49 @@ def nbgrader(args, course: Path, check=True):
     return proc
 
 
+HIDDEN_BLOCK = re.compile(r"[ \t]*### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", flags=re.S)
+
+
+def without_hidden_tests(notebook: Path) -> bytes:
+    """The instructor's notebook with every hidden-test block removed: what the course folder keeps (so that
+    nbgrader's own feedback there cannot show them). The grader reads the hidden checks from solutions/."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = HIDDEN_BLOCK.sub("", src)
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
+
+
 def setup_course(aid: str, out: Path) -> Path:
     course = out / "course"
     src = REPO / "solutions" / aid / f"{aid}.ipynb"
     if not src.exists():
         raise SystemExit(f"error: no assignment {aid!r} (expected {src})")
     (course / "source" / aid).mkdir(parents=True, exist_ok=True)
-    shutil.copy(src, course / "source" / aid / f"{aid}.ipynb")
-    (course / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
-        f"c.CourseDirectory.root = {str(course)!r}\n"
-        "c.CourseDirectory.source_directory = 'source'\n"
-        "c.CourseDirectory.release_directory = 'release'\n"
-        "c.CourseDirectory.submitted_directory = 'submitted'\n"
-        "c.CourseDirectory.autograded_directory = 'autograded'\n"
-        "c.CourseDirectory.feedback_directory = 'nbgrader_feedback'\n"
-        f"c.CourseDirectory.db_url = {'sqlite:///' + str(course / 'gradebook.db')!r}\n"
-        "# Nothing is executed by nbgrader here: student code runs only in the sandbox.\n"
-        "# (sanitize_preprocessors still restore locked and test cells; the scores saved here are replaced\n"
-        "# by the grader's verdicts.)\n"
-        "c.Autograde.autograde_preprocessors = ['nbgrader.preprocessors.SaveAutoGrades',\n"
-        "    'nbgrader.preprocessors.CheckCellMetadata']\n"
-    )
+    source = course / "source" / aid / f"{aid}.ipynb"
+    stripped = without_hidden_tests(src)
+    config = ("c = get_config()\n"
+              f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
+              f"c.CourseDirectory.root = {str(course)!r}\n"
+              "c.CourseDirectory.source_directory = 'source'\n"
+              "c.CourseDirectory.release_directory = 'release'\n"
+              "c.CourseDirectory.submitted_directory = 'submitted'\n"
+              "c.CourseDirectory.autograded_directory = 'autograded'\n"
+              "c.CourseDirectory.feedback_directory = 'nbgrader_feedback'\n"
+              f"c.CourseDirectory.db_url = {'sqlite:///' + str(course / 'gradebook.db')!r}\n"
+              "# Nothing is executed by nbgrader here: student code runs only in the sandbox.\n"
+              "# (sanitize_preprocessors still restore locked and test cells; the scores saved here are replaced\n"
+              "# by the grader's verdicts.)\n"
+              "c.Autograde.autograde_preprocessors = ['nbgrader.preprocessors.SaveAutoGrades',\n"
+              "    'nbgrader.preprocessors.CheckCellMetadata']\n")
+    release = course / "release" / aid / f"{aid}.ipynb"
+    if (source.exists() and source.read_bytes() == stripped and release.exists()
+            and (course / "gradebook.db").exists() and (course / "nbgrader_config.py").read_text() == config):
+        return course  # this offering's course is set up already: nothing to regenerate
+    source.write_bytes(stripped)
+    atomic_write(course / "nbgrader_config.py", config)
     nbgrader(["generate_assignment", aid, "--force", "--log-level=WARN"], course)
     return course
-
-
-def _expand(submissions: Path, out: Path) -> Path:
-    if submissions.is_file() and zipfile.is_zipfile(submissions):
-        dest = out / "incoming"
-        shutil.rmtree(dest, ignore_errors=True)
-        with zipfile.ZipFile(submissions) as z:
-            for member in z.infolist():
-                name = Path(member.filename)
-                if member.is_dir() or name.is_absolute() or ".." in name.parts or name.name.startswith("."):
-                    continue  # no path tricks out of the folder
-                target = dest / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(z.read(member))
-        return dest
-    if not submissions.is_dir():
-        raise SystemExit(f"error: {submissions} is neither a folder nor a zip file")
-    return submissions
-
-
-def collect(submissions: Path, out: Path) -> list[Student]:
-    """Students and their notebooks: ``<id>/<any>.ipynb`` folders or ``<id>_<anything>.ipynb`` files.
-    Symbolic links are never followed (a link is not a submission)."""
-    root = _expand(submissions, out)
-    found: dict[str, Student] = {}
-    paths = []
-    for folder, dirs, files in os.walk(root):  # followlinks=False: linked folders are not entered
-        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not os.path.islink(os.path.join(folder, d)))
-        paths += [Path(folder) / f for f in files if f.endswith(".ipynb")]
-    for path in sorted(paths):
-        rel = path.relative_to(root)
-        sid = rel.parts[0] if len(rel.parts) > 1 else path.name.split("_")[0].removesuffix(".ipynb")
-        if not STUDENT_RE.match(sid):
-            continue
-        if path.is_symlink():
-            found.setdefault(sid, Student(sid, None, problem="the notebook is a symbolic link, not a file"))
-            continue
-        if sid in found:
-            if found[sid].source is not None:
-                found[sid].notes.append(f"several notebooks found; graded {found[sid].source.name}, ignored {path.name}")
-            continue
-        found[sid] = Student(sid, path)
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()) if root.is_dir() else []:
-        if d.name not in found and STUDENT_RE.match(d.name):
-            found[d.name] = Student(d.name, None, problem="no notebook (.ipynb) in the submission")
-    return [found[k] for k in sorted(found)]
 
 
 def read_regular(path: Path) -> bytes:
@@ -173,14 +293,11 @@ def read_regular(path: Path) -> bytes:
             os.close(fd)
 
 
-def validate(student: Student) -> None:
+def validate(student: Student, raw_bytes: bytes) -> None:
     import nbformat
 
     try:
-        raw = json.loads(read_regular(student.source).decode("utf-8"))
-    except OSError as e:
-        student.problem = f"the notebook could not be read ({e})"
-        return
+        raw = json.loads(raw_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         student.problem = f"the notebook is not valid JSON ({type(e).__name__}: {str(e)[:120]})"
         return
@@ -193,16 +310,33 @@ def validate(student: Student) -> None:
         student.notes.append(f"the notebook does not fully validate ({str(e).splitlines()[0][:120]}); graded anyway")
 
 
-# --------------------------------------------------------------------------
-# 4. The sandbox run of one student
+class Autograde:
+    """nbgrader autograde (no execution), in the background, for the students that changed only (one call for
+    a whole class, one per student otherwise): the others' gradebook rows are not touched."""
+
+    def __init__(self, aid: str, course: Path, ids: list[str], everyone: bool):
+        import threading
+
+        self.calls = [[]] if everyone else [[f"--student={sid}"] for sid in ids]
+        self.aid, self.course = aid, course
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for extra in self.calls:
+            cmd, env = _nbgrader_cmd(["autograde", self.aid, "--force", "--log-level=ERROR", *extra], self.course)
+            subprocess.run(cmd, cwd=self.course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def poll(self):
+        return None if self.thread.is_alive() else 0
+
+    def wait(self):
+        self.thread.join()
 
 
-def wait_for_autograde(path: Path, autograde: subprocess.Popen) -> bool:
-    """Wait until nbgrader has written this student's normalised notebook (or has finished without it).
-
-    nbgrader autograde works through the class one student at a time; the sandbox runs start on each
-    student as soon as their notebook is ready, instead of after the whole class.
-    """
+def wait_for_autograde(path: Path, autograde: Autograde) -> bool:
+    """Wait until nbgrader has written this student's normalised notebook (or has finished without it): each
+    student's grading starts as soon as its notebook is ready, not after the whole class."""
     import time
 
     while True:
@@ -215,6 +349,10 @@ def wait_for_autograde(path: Path, autograde: subprocess.Popen) -> bool:
         if autograde.poll() is not None:
             return path.exists()
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# 4-5. Policy, sandboxed run, verdicts (one student)
 
 
 def code_cells(notebook: Path) -> list[list]:
@@ -266,90 +404,167 @@ def offering_secret(state: Path) -> bytes:
 
 
 def run_student(student: Student, aid: str, parts: list[GradedPart], course: Path, out: Path, limits: sandbox.Limits,
-                force: bool, secret: bytes, exempt: set[str], unsafe: bool,
-                autograde: subprocess.Popen | None = None) -> dict:
+                secret: bytes, exempt: set[str], unsafe: bool, autograde: Autograde | None = None) -> dict:
     """Grade one student: policy, sandboxed worker, verdicts. The result is stamped in the grader's state (never
-    in the student's scratch folder), so an unchanged submission is not run again."""
+    in the student's scratch folder) as soon as it is known."""
     autograded = course / "autograded" / student.id / aid / f"{aid}.ipynb"
     if autograde is not None:
         wait_for_autograde(autograded, autograde)
     notebook = autograded if autograded.exists() else course / "submitted" / student.id / aid / f"{aid}.ipynb"
     cells = code_cells(notebook)
-    spec = repr([(p.grade_id, p.points, p.probes) for p in parts])
-    digest = hashlib.sha256(json.dumps(cells).encode() + spec.encode() + secret).hexdigest()
-    stamp = out / "state" / "stamps" / f"{student.id}.json"
-    if not force and stamp.exists():
-        try:
-            saved = json.loads(read_regular(stamp))
-            if saved.get("sha256") == digest:
-                return saved
-        except (OSError, ValueError):
-            pass
     zeroed, findings = policy_zeroes(cells, parts, exempt)
-    modules = sorted({m for p in parts for probe in p.probes for m in [check_module(probe.check)]})
+    modules = sorted({check_module(probe.check) for p in parts for probe in p.probes})
     sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
     part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.probes) for p in parts)))
     results, cell_errors = grader.grade_submission(sub, parts, secret, zeroed, part_seconds)
-    result = {"sha256": digest, "parts": {k: list(v) for k, v in results.items()}, "manual": sorted(zeroed),
-              "findings": findings, "cell_errors": cell_errors}
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, stamp)
-    return result
+    student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
+    student.manual = sorted(zeroed)
+    if zeroed:
+        student.notes.append("flagged for review: " + "; ".join(findings[:3]))
+    for e in cell_errors[:5]:
+        student.notes.append(f"cell {e.get('cell')} raised {e.get('type')}: {str(e.get('message'))[:100]}")
+    if not autograded.exists():
+        student.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
+                             "as it is)")
+    return {"findings": findings}
 
 
 # --------------------------------------------------------------------------
-# 6. Gradebook, CSV, feedback
+# The grader's state: one stamp per student, the source of every record
 
 
-def record(students: list[Student], aid: str, parts: list[GradedPart], course: Path, out: Path) -> None:
+def spec_digest(parts: list[GradedPart], secret: bytes) -> str:
+    return hashlib.sha256(repr([(p.grade_id, p.points, p.probes) for p in parts]).encode() + secret).hexdigest()
+
+
+def stamp_path(out: Path, sid: str) -> Path:
+    return out / "state" / "stamps" / f"{sid}.json"
+
+
+def save_stamp(out: Path, s: Student, source_sha: str, spec: str) -> None:
+    data = {k: v for k, v in asdict(s).items() if k != "source"}
+    data.update(source_sha=source_sha, spec=spec)
+    path = stamp_path(out, s.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(data, ensure_ascii=False))
+
+
+def load_stamp(out: Path, sid: str) -> dict | None:
+    try:
+        return json.loads(read_regular(stamp_path(out, sid)).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def all_stamps(out: Path) -> list[Student]:
+    students = []
+    for path in sorted((out / "state" / "stamps").glob("*.json")):
+        data = load_stamp(out, path.stem)
+        if data is None:
+            continue
+        s = Student(data["id"], data.get("name", ""), data.get("lms_id", ""), bool(data.get("late")), None,
+                    data.get("problem"), list(data.get("notes", [])),
+                    {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])))
+        students.append(s)
+    return students
+
+
+# --------------------------------------------------------------------------
+# 6. Records, rebuilt from every stamp: gradebook, CSV, feedback
+
+
+def manual_grades(course: Path, aid: str) -> dict:
+    """(student, part) -> the manual score an instructor gave in formgrader."""
     from nbgrader.api import Gradebook
 
+    found = {}
+    if not (course / "gradebook.db").exists():
+        return found
+    with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
+        try:
+            for sub in gb.assignment_submissions(aid):
+                for g in gb.find_submission_notebook(aid, aid, sub.student_id).grades:
+                    if g.manual_score is not None:
+                        found[(sub.student_id, g.name)] = g.manual_score
+        except Exception:  # noqa: BLE001 - no such assignment yet
+            pass
+    return found
+
+
+def record(students: list[Student], aid: str, parts: list[GradedPart], course: Path, out: Path,
+           manual: dict, missing: list[dict] = ()) -> dict:
+    """Write every stamped student's grades into the gradebook (keeping manual grades), then grades.csv and the
+    feedback pages from it. Returns (student, part) -> the score recorded (manual where given)."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
     with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
         for s in students:
-            gb.update_or_create_student(s.id)
+            gb.update_or_create_student(s.id, first_name=s.name or None, lms_user_id=s.lms_id or None)
             try:
                 sub = gb.find_submission_notebook(aid, aid, s.id)
             except Exception:  # noqa: BLE001 - never reached nbgrader (malformed): no gradebook row
                 continue
             for g in sub.grades:
-                if g.name in s.parts:
-                    g.auto_score = s.parts[g.name][0]
-                    g.manual_score = None
-                    # formgrader lists the parts the policy flagged as needing a manual grade
-                    g.needs_manual_grade = g.name in s.manual
-            gb.db.commit()
-    with open(out / "grades.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student_id", "assignment", "score", "max_score", *[p.grade_id for p in parts], "notes"])
-        total = sum(p.points for p in parts)
-        for s in students:
-            notes = "; ".join(([s.problem] if s.problem else []) + s.notes)
-            w.writerow([s.id, aid, f"{s.score:g}", f"{total:g}",
-                        *[f"{s.parts.get(p.grade_id, (0.0, None))[0]:g}" for p in parts], notes])
+                g.auto_score = s.parts.get(g.name, (0.0, None))[0]  # a part not graded (a broken notebook) is 0
+                # formgrader lists the parts the policy flagged as needing a manual grade
+                g.needs_manual_grade = g.name in s.manual
+                if (s.id, g.name) in manual:
+                    g.manual_score = manual[(s.id, g.name)]
+                if g.manual_score is not None:
+                    scores[(s.id, g.name)] = float(g.manual_score)
+        gb.db.commit()
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    total = sum(p.points for p in parts)
+    w.writerow(["student_id", "name", "lms_id", "late", "assignment", "score", "max_score",
+                *[p.grade_id for p in parts], *[f"{p.grade_id} reason" for p in parts], "notes"])
+    for s in sorted(students, key=lambda s: s.id):
+        pts = {p.grade_id: scores.get((s.id, p.grade_id), s.parts.get(p.grade_id, (0.0, None))[0]) for p in parts}
+        reasons = []
+        for p in parts:
+            msg = s.parts.get(p.grade_id, (0.0, s.problem or "not graded"))[1]
+            if (s.id, p.grade_id) in scores:
+                msg = f"manual grade {scores[(s.id, p.grade_id)]:g}" + (f" (automatic: {msg.splitlines()[0]})" if msg else "")
+            reasons.append(msg.splitlines()[0] if msg else "")
+        notes = "; ".join(([s.problem] if s.problem else []) + s.notes)
+        w.writerow([s.id, s.name, s.lms_id, "late" if s.late else "", aid, f"{sum(pts.values()):g}", f"{total:g}",
+                    *[f"{pts[p.grade_id]:g}" for p in parts], *reasons, notes])
+    for m in missing:
+        w.writerow([m["id"], m["name"], "", "", aid, "0", f"{total:g}", *["0" for _ in parts], *["" for _ in parts],
+                    "no submission"])
+    atomic_write(out / "grades.csv", buf.getvalue())
     for s in students:
         d = out / "feedback" / s.id
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"{aid}.html").write_text(feedback_html(s, aid, parts))
+        atomic_write(d / f"{aid}.html", feedback_html(s, aid, parts, scores))
+    return scores
 
 
-def feedback_html(s: Student, aid: str, parts: list[GradedPart]) -> str:
+def feedback_html(s: Student, aid: str, parts: list[GradedPart], manual: dict | None = None) -> str:
+    manual = manual or {}
     total = sum(p.points for p in parts)
-    rows = []
+    rows, score = [], 0.0
     for p in parts:
         pts, msg = s.parts.get(p.grade_id, (0.0, s.problem or "not graded"))
-        status = "passed" if msg is None else "failed"
+        if (s.id, p.grade_id) in manual:
+            pts = manual[(s.id, p.grade_id)]
+            msg = f"graded by hand: {pts:g} points" + (f"\n(automatic grading said: {msg})" if msg else "")
+        score += pts
+        status = "passed" if msg is None else "failed" if not msg.startswith("graded by hand") else "graded by hand"
         detail = f"<pre>{html.escape(msg)}</pre>" if msg else ""
-        rows.append(f"<tr class='{status}'><td>{html.escape(p.grade_id)}</td><td>{pts:g} / {p.points:g}</td>"
+        rows.append(f"<tr class='{status.split()[0]}'><td>{html.escape(p.grade_id)}</td><td>{pts:g} / {p.points:g}</td>"
                     f"<td>{status}{detail}</td></tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in ([s.problem] if s.problem else []) + s.notes)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(aid)}: {html.escape(s.id)}</title>
+    who = f"{s.name} ({s.id})" if s.name and s.name != s.id else s.id
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(aid)}: {html.escape(who)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} td,th{{padding:.4em;border-bottom:1px solid #ddd;
 vertical-align:top}} .passed td:nth-child(3){{color:#2a7}} .failed td:nth-child(3){{color:#c33}}
 pre{{white-space:pre-wrap;color:#333;background:#f6f6f6;padding:.5em}}</style></head><body>
-<h1>{html.escape(aid)} — feedback for {html.escape(s.id)}</h1>
-<p><b>Score: {s.score:g} / {total:g}</b></p>
+<h1>{html.escape(aid)} — feedback for {html.escape(who)}</h1>
+<p><b>Score: {score:g} / {total:g}</b>{' (late)' if s.late else ''}</p>
 {f'<ul>{notes}</ul>' if notes else ''}
 <table><tr><th>part</th><th>points</th><th>result</th></tr>{''.join(rows)}</table>
 <p>Each part was graded by running your functions on inputs chosen by the grader and comparing the results
@@ -362,10 +577,14 @@ with PyTorch in a separate process.</p></body></html>"""
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make grade", description=__doc__.split("\n\n")[0])
     parser.add_argument("assignment", help="assignment id, e.g. ch01_cnn_size")
-    parser.add_argument("submissions", type=Path, help="folder or zip of submissions")
-    parser.add_argument("out", type=Path, help="output folder (grades.csv, feedback/, course/)")
+    parser.add_argument("submissions", type=Path, help="folder or zip of submissions (an LMS export, or folders)")
+    parser.add_argument("out", type=Path, help="output folder (grades.csv, feedback/, course/, state/)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    parser.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    parser.add_argument("--force", action="store_true", help="regrade submissions that did not change")
+    parser.add_argument("--continue", dest="go_on", action="store_true",
+                        help="grade even though the intake skipped files (they are listed in OUT/intake.txt)")
+    parser.add_argument("--roster", type=Path, help="CSV of the class (ids and names): lists who submitted nothing")
+    parser.add_argument("--due", help="due date and time (e.g. 2026-11-20T23:59): later submissions are marked late")
     parser.add_argument("--timeout", type=int, default=300, help="seconds one submission may run (default 300)")
     parser.add_argument("--memory", type=int, default=3000, help="MB of address space per submission")
     parser.add_argument("--cell-timeout", type=int, default=60, help="seconds one notebook cell may run")
@@ -375,6 +594,24 @@ def main(argv=None) -> int:
                         help="grade even though bubblewrap does not work here: student code then runs with resource "
                              "limits only and can read and write whatever this user can")
     args = parser.parse_args(argv)
+    aid = args.assignment
+    # 1. inputs, before anything slow
+    if aid not in assignments():
+        print(f"error: there is no assignment {aid!r}. The assignments are: {', '.join(assignments())}",
+              file=sys.stderr)
+        return 2
+    submissions, out = args.submissions.expanduser().resolve(), args.out.expanduser().resolve()
+    if not submissions.exists():
+        print(f"error: SUBMISSIONS {args.submissions} does not exist (resolved to {submissions})", file=sys.stderr)
+        return 2
+    why = out_problem(out)
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    if args.roster and not args.roster.is_file():
+        print(f"error: --roster {args.roster} is not a file", file=sys.stderr)
+        return 2
+    due = parse_due(args.due) if args.due else None
     if not sandbox.available():
         if not args.unsafe_no_sandbox:
             print(f"error: {sandbox.INSTALL_HINT}", file=sys.stderr)
@@ -382,69 +619,113 @@ def main(argv=None) -> int:
         print("WARNING: --unsafe-no-sandbox: student code runs WITHOUT the bubblewrap sandbox (resource limits "
               "only). Use this only for submissions you trust.", file=sys.stderr)
     unsafe = args.unsafe_no_sandbox and not sandbox.available()
-    args.out.mkdir(parents=True, exist_ok=True)
-    state = args.out / "state"
-    state.mkdir(exist_ok=True, mode=0o700)
-    aid = args.assignment
-    course = setup_course(aid, args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "state").mkdir(exist_ok=True, mode=0o700)
+    # 2. intake
+    root, items = expand(submissions, out)
+    found, scanned = intake.scan(root, aid, due=due)
+    items += scanned
     parts = graded_parts(REPO / "solutions" / aid / f"{aid}.ipynb")
-    students = collect(args.submissions, args.out)
+    wanted = graded_ids((REPO / "solutions" / aid / f"{aid}.ipynb").read_bytes())  # every nbgrader cell of it
+    students, raw, keys = [], {}, {}
+    for f in found:
+        data = read_regular(f.chosen.path)
+        s = Student(f.id, f.name, f.lms_id, f.late, f.chosen.path)
+        validate(s, data)
+        if s.problem is None and not (graded_ids(data) & wanted):
+            other = guess_assignment(graded_ids(data))
+            item = next(i for i in items if i.rel == f.chosen.rel)
+            item.status = "skipped"
+            item.reason = (f"does not look like {aid}: none of its graded cells"
+                           + (f" (it looks like {other})" if other else ""))
+            continue
+        if f.why_chosen:
+            s.notes.append(f"graded {f.chosen.rel}: {f.why_chosen}")
+        students.append(s)
+        raw[s.id] = data
+        keys[s.id] = {x.casefold() for x in (f.id, f.name, f.lms_id, f.chosen.key.split(":")[-1]) if x}
+    roster = intake.read_roster(args.roster) if args.roster else []
+    missing = match_roster(roster, students, keys) if roster else []
+    report = intake_report(items, students, missing)
+    print(report)
+    atomic_write(out / "intake.txt", report + "\n")
+    write_intake(out, items)
+    skipped = [i for i in items if i.status == "skipped"]
+    if skipped and not args.go_on:
+        print(f"\nerror: {len(skipped)} file(s) were not taken (listed above, and in {out / 'intake.txt'}). Fix the "
+              "export, or grade the rest with --continue (GRADE_ARGS=--continue).", file=sys.stderr)
+        return 3
     if not students:
-        print(f"error: no submissions found in {args.submissions}", file=sys.stderr)
+        print(f"error: no submissions of {aid} found in {args.submissions}", file=sys.stderr)
         return 2
+    # 3. the course, and which students changed since the last run of this offering
+    secret = offering_secret(out / "state")
+    spec = spec_digest(parts, secret)
+    course = setup_course(aid, out)
+    todo = []
     for s in students:
-        if s.problem is None:
-            validate(s)
+        sha = hashlib.sha256(raw[s.id]).hexdigest()
+        old = load_stamp(out, s.id)
+        if not args.force and old and old.get("source_sha") == sha and old.get("spec") == spec:
+            continue  # unchanged: its stamp stands (names, late marks and notes refreshed below)
+        todo.append((s, sha))
+    for s in students:
+        old = load_stamp(out, s.id)
+        if old and s not in [t[0] for t in todo]:
+            old.update(name=s.name, lms_id=s.lms_id, late=s.late)
+            atomic_write(stamp_path(out, s.id), json.dumps(old, ensure_ascii=False))
+    manual = manual_grades(course, aid)  # kept through nbgrader's own autograde below
+    runnable = []
+    for s, sha in todo:
         if s.problem is None:
             dst = course / "submitted" / s.id / aid
             shutil.rmtree(dst, ignore_errors=True)
             dst.mkdir(parents=True)
-            (dst / f"{aid}.ipynb").write_bytes(read_regular(s.source))
-    ok = [s for s in students if s.problem is None]
-    # nbgrader autograde (no execution) runs in the background; each student's grading starts when its
-    # normalised notebook is written. Stale ones from an earlier run go first.
-    for s in ok:
-        shutil.rmtree(course / "autograded" / s.id, ignore_errors=True)
-    cmd, env = _nbgrader_cmd(["autograde", aid, "--force", "--log-level=ERROR"], course)
-    autograde = subprocess.Popen(cmd, cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            (dst / f"{aid}.ipynb").write_bytes(raw[s.id])
+            shutil.rmtree(course / "autograded" / s.id, ignore_errors=True)
+            runnable.append((s, sha))
+        else:
+            save_stamp(out, s, sha, spec)  # scores 0, with the reason
+    submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []
+    autograde = Autograde(aid, course, [s.id for s, _ in runnable], len(runnable) == len(submitted))
     limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
                             part_seconds=args.part_timeout)
-    secret = offering_secret(state)
     exempt = course_cells(course, aid)
     from tqdm import tqdm
 
+    # 4-5. grade what changed; each result is stamped as soon as it is known (an interrupted run loses nothing)
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_student, s, aid, parts, course, args.out, limits, args.force, secret, exempt,
-                               unsafe, autograde): s for s in ok}
+        futures = {pool.submit(run_student, s, aid, parts, course, out, limits, secret, exempt, unsafe, autograde):
+                   (s, sha) for s, sha in runnable}
         for fut in tqdm(cf.as_completed(futures), total=len(futures), desc=f"grading {aid}", unit="submission",
                         file=sys.stderr):
-            s = futures[fut]
+            s, sha = futures[fut]
             try:
-                res = fut.result()
+                fut.result()
             except Exception as e:  # noqa: BLE001 - one broken run never stops the class
                 s.problem = f"failed to grade: {type(e).__name__}: {e}"
-                continue
-            s.parts = {k: (float(v[0]), v[1]) for k, v in res["parts"].items()}
-            s.manual = list(res.get("manual", []))
-            if s.manual:
-                s.notes.append("flagged for review: " + "; ".join(res.get("findings", [])[:3]))
-            for e in res.get("cell_errors", [])[:5]:
-                s.notes.append(f"cell {e.get('cell')} raised {e.get('type')}: {str(e.get('message'))[:100]}")
+            save_stamp(out, s, sha, spec)
     autograde.wait()
-    for s in ok:
-        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
-            s.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
-                           "as it is)")
-    record(students, aid, parts, course, args.out)
+    # 6. merge: every stamp of this offering, this run's and earlier ones'
+    everyone = all_stamps(out)
+    scores = record(everyone, aid, parts, course, out, manual, missing)
     total = sum(p.points for p in parts)
-    print(f"\n{'student':<16} {'score':>8}  notes")
-    for s in students:
-        reason = s.problem or next((m.splitlines()[0] for _, m in s.parts.values() if m), "")
-        print(f"{s.id:<16} {s.score:>5g}/{total:g}  {reason[:90]}")
-    zero = [s for s in students if s.score == 0]
-    broken = [s for s in students if s.problem]
-    print(f"\n{len(students)} graded, {len(zero)} scored zero, {len(broken)} could not be run "
-          f"(reasons above). Grades: {args.out / 'grades.csv'}; feedback: {args.out / 'feedback'}/")
+    graded_now = {s.id for s, _ in todo}
+    print(f"\n{'student':<24} {'score':>8}")
+    for s in sorted(everyone, key=lambda s: s.id):
+        pts = sum(scores.get((s.id, p.grade_id), s.parts.get(p.grade_id, (0.0, None))[0]) for p in parts)
+        mark = "" if s.id in graded_now else "  (unchanged, kept)"
+        print(f"{s.id:<24} {pts:>5g}/{total:g}{'  late' if s.late else ''}{mark}")
+        if s.problem:
+            print(f"    {s.problem}")
+        for p in parts:
+            msg = s.parts.get(p.grade_id, (0.0, None))[1]
+            if msg and (s.id, p.grade_id) not in scores:
+                print(f"    {p.grade_id}: {msg.splitlines()[0]}")
+    zero = [s for s in everyone if s.score == 0]
+    print(f"\n{len(todo)} graded in this run, {len(everyone) - len(todo)} kept from earlier runs; {len(zero)} scored "
+          f"zero{f'; {len(missing)} on the roster submitted nothing' if missing else ''}. "
+          f"Grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; intake: {out / 'intake.txt'}")
     return 0
 
 

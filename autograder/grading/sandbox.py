@@ -97,7 +97,10 @@ def bwrap_command(argv: list[str], scratch: str, limits: Limits, uid: int = NOBO
     for path in ETC:
         if os.path.exists(path):
             box += ["--ro-bind", path, path]
-    made = set()
+    # /tmp, /dev and /proc first: a later mount covers an earlier one, and a checkout (its environment and
+    # package) may well live under /tmp
+    box += ["--perms", "1777", "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    made = {"/tmp", "/dev", "/proc"}
     for path in python_paths():
         # the folders above a bound path are made traversable (bwrap would create them 0700, root's)
         for parent in reversed(Path(path).parents):
@@ -107,7 +110,6 @@ def bwrap_command(argv: list[str], scratch: str, limits: Limits, uid: int = NOBO
                 made.add(p)
         box += ["--ro-bind", path, path]
     box += ["--bind", scratch, SCRATCH, "--chdir", SCRATCH,
-            "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--"]
     return box + _limits(limits) + _drop(uid) + argv

@@ -37,21 +37,32 @@ class CaseCheck(GradedCheck):
     grader judges them with the same engine as the visible checks (``_core.run`` on outcomes)."""
 
     def __init__(self, entry):
+        import threading
+
         self.entry, self.check = entry, entry.check
+        self._prepared: dict = {}
+        self._lock = threading.Lock()
+
+    def prepared(self, options: dict) -> dict:
+        """Every case's arguments and torch's outcome, computed once per options and shared by every student
+        a grading run judges (the references do not depend on the submission)."""
+        from .. import _core
+
+        key = repr(sorted(options.items()))
+        with self._lock:
+            if key not in self._prepared:
+                ex = self.entry.load("exercise")
+                self._prepared[key] = {(i, "cpu", _core.DTYPE_NAMES[dt]): _core.prepare(ex, case, "cpu", dt)
+                                       for i, case in enumerate(self.cases(options)) for dt in case.dtypes}
+            return self._prepared[key]
 
     def cases(self, options: dict):
         return self.entry.load("cases")(options.get("part", "all"), options.get("suite", "hidden"),
                                         options.get("seed"))
 
     def request(self, options, secret):
-        from .._core import DTYPE_NAMES
-
-        calls = []
-        for i, case in enumerate(self.cases(options)):
-            for dtype in case.dtypes:
-                args, kwargs = case.materialise("cpu", dtype)
-                calls.append({"key": f"{i}|cpu|{DTYPE_NAMES[dtype]}", "args": tuple(args), "kwargs": dict(kwargs)})
-        return {"calls": calls}
+        return {"calls": [{"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs)}
+                          for (i, dev, dt), (args, kwargs, _) in self.prepared(options).items()]}
 
     def probe(self, fn, request):
         from .. import _core
@@ -86,9 +97,9 @@ class CaseCheck(GradedCheck):
                 error=_core.ErrorRecord(err["type"], tuple(err["mro"]), err["message"], err["frame"]) if err else None,
                 violations=[tuple(v) for v in rec.get("violations", [])], modified=bool(rec.get("modified")))
         report = _core.run(self.entry.load("exercise"), None, self.cases(options), devices=("cpu",),
-                           fn_name=symbol or self.entry.function, outcomes=outcomes)
+                           fn_name=symbol or self.entry.function, outcomes=outcomes, prepared=self.prepared(options))
         if not report.ok:
-            raise _core.CheckFailure(report.message(symbol or self.entry.function))
+            raise _core.CheckFailure(report.message(symbol or self.entry.function, reproduce=False))
 
 
 def _chapter_modules():
