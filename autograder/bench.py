@@ -214,6 +214,14 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     subprocess.run([sys.executable, "-m", "autograder.grading", aid, str(subs), str(tmp / "ours")], check=True,
                    capture_output=True, cwd=REPO)
     ours = time.perf_counter() - t0
+    # where each submission's time went (stamped by the grader), and an unchanged re-run
+    stamps = [json.loads(p.read_text()) for p in (tmp / "ours" / "state" / "stamps").glob("*.json")]
+    sandbox_s = sum(st.get("seconds", {}).get("sandbox", 0) for st in stamps) / max(1, len(stamps))
+    verify_s = sum(st.get("seconds", {}).get("verify", 0) for st in stamps) / max(1, len(stamps))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "autograder.grading", aid, str(subs), str(tmp / "ours")], check=True,
+                   capture_output=True, cwd=REPO)
+    rerun = time.perf_counter() - t0
     # Plain nbgrader: the same course, its default autograde (executes every notebook), one at a time.
     plain = tmp / "plain"
     course = setup_course(aid, plain)
@@ -227,46 +235,57 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     nbgrader(["autograde", aid, "--force", "--log-level=ERROR"], course, check=False)
     theirs = time.perf_counter() - t0
     shutil.rmtree(tmp, ignore_errors=True)
+    nan = float("nan")
     return [(f"grading {n} {aid} submissions: make grade (sandboxed, {os.cpu_count()} jobs)", ours,
              "serial nbgrader autograde", theirs, ours / theirs),
-            (f"  {aid}: seconds per submission", ours / n, "per submission", theirs / n, ours / theirs)]
+            (f"  {aid}: seconds per submission (wall)", ours / n, "per submission", theirs / n, ours / theirs),
+            (f"  {aid}: per submission, in the sandboxed worker", sandbox_s, "-", nan, nan),
+            (f"  {aid}: per submission, verifying in the grader", verify_s, "-", nan, nan),
+            (f"  {aid}: unchanged re-run, per submission", rerun / n, "first run, per submission", ours / n,
+             rerun / ours)]
 
 
 def bench_speed_agreement(routes=("scatter", "fold")):
-    """Chapter 9's routes timed two ways: in this process (``timing.paired``, one thread) and by the grader
-    (sandboxed worker against a sandboxed torch worker, clocked around the channel's go/done). The two ratios
-    should agree: the grader measures the kernel, not the channel. (The phases route calls F.conv2d, which
-    the exercise's rule forbids, so the grader's guarded first call refuses it.)"""
-    import torch.nn.functional as F
-
+    """Chapter 9's routes timed two ways: within one process (``timing.paired``, one thread, the workers'
+    allocator settings) and by the grader (a sandboxed worker against a sandboxed torch worker, clocked around
+    the channel's go/done). The two ratios should agree: the grader measures the kernel, not the channel.
+    (The phases route calls F.conv2d, which the exercise's rule forbids: the grader's guarded call refuses it.)"""
     import inspect
+    import os
+    import subprocess
 
     from . import _arith, ch09
     from .grading import grader, sandbox
-    from .timing import paired
 
     if not sandbox.available():
         print("bubblewrap does not work here: the grader-side speed figures are skipped.")
         return []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the worker
     rows = []
-    try:
-        x, w, b = ch09.reference_inputs(0)
-        kw = dict(stride=ch09.REFERENCE["stride"], padding=ch09.REFERENCE["padding"])
-        for name in routes:
-            route = getattr(ch09, f"route_{name}")
-            _, _, local = paired(lambda: route(x, w, b, **kw), lambda: F.conv_transpose2d(x, w, b, **kw),
-                                 runs=ch09.RUNS, warmup=1)
-            # the route's own source, as a submission would hold it (a call into the library would be refused)
-            source = "import torch\nimport torch.nn.functional as F\n\n" + "\n\n".join(
-                inspect.getsource(f) for f in (_arith.pair, ch09._sizes, ch09._finish, route))
-            source += f"\n\nconv_transpose2d = route_{name}\n"
-            remote = grader.speed_ratio(source, "conv_transpose2d")["ratio"]
-            rows.append((f"ch09 route {name}: ratio to torch timed by the grader (agreement {remote / local:.2f})",
-                         remote, "ratio timed in-process", local, remote / local))
-    finally:
-        torch.set_num_threads(threads)
+    for name in routes:
+        # the grader's protocol without the channel or a second process: the same fresh inputs, the same
+        # batches, route and torch alternating
+        code = ("import statistics, time, torch, torch.nn.functional as F\nfrom autograder import ch09\n"
+                "torch.set_num_threads(1)\ncheck = ch09.GRADED_SPEED\nratios = []\n"
+                "for k in range(check.warmup + check.runs):\n"
+                "    calls = [check.timed_inputs({'seed': 0}, k * check.calls_per_run + j) "
+                "for j in range(check.calls_per_run)]\n"
+                "    t0 = time.perf_counter()\n"
+                f"    for args, kw in calls:\n        ch09.route_{name}(*args, **kw)\n"
+                "    t1 = time.perf_counter()\n"
+                "    for args, kw in calls:\n        F.conv_transpose2d(*args, **kw)\n"
+                "    t2 = time.perf_counter()\n"
+                "    if k >= check.warmup:\n        ratios.append((t1 - t0) / (t2 - t1))\n"
+                "print(statistics.median(ratios))\n")
+        env = dict(os.environ, OMP_NUM_THREADS="1", **sandbox.ALLOCATOR)
+        local = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout.split()[-1])
+        # the route's own source, as a submission would hold it (a call into the library would be refused)
+        source = "import torch\nimport torch.nn.functional as F\n\n" + "\n\n".join(
+            inspect.getsource(f) for f in (_arith.pair, ch09._sizes, ch09._finish, getattr(ch09, f"route_{name}")))
+        source += f"\n\nconv_transpose2d = route_{name}\n"
+        remote = grader.speed_ratio(source, "conv_transpose2d")["ratio"]
+        rows.append((f"ch09 route {name}: ratio to torch timed by the grader (agreement {remote / local:.2f})",
+                     remote, "ratio timed in one process", local, remote / local))
     return rows
 
 
@@ -286,6 +305,7 @@ def main(argv=None) -> int:
     if not args.no_grading:
         rows += bench_speed_agreement()
         rows += bench_grading(20, "ch06_transposed_conv")
+        rows += bench_grading(10, "ch05_max_unpooling")
         rows += bench_grading(4, "ch09_making_it_fast")
         rows += bench_grading(2, "ch08_encoder_decoder")
     if not args.no_book:

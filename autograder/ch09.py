@@ -26,6 +26,24 @@ from .grading.protocol import GradedCheck, plain
 
 warm_up()
 
+
+def _keep_freed_memory() -> None:
+    """Ask the C library's allocator to keep freed memory, as the grading workers do (their environment sets the
+    same thresholds): unmapping a large output after every call otherwise adds page faults to each timed call,
+    and a learner's ratio here would not be the one the grader measures. Best effort (glibc only)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_keep_freed_memory()
+
 # Bound when this module is imported, before any submission code runs: a submission that later replaces
 # F.conv_transpose2d does not change what the grader's probe measures against (the clock is bound in .timing).
 _torch_conv_transpose2d = F.conv_transpose2d
@@ -255,7 +273,8 @@ class SpeedCheck(GradedCheck):
 
     check = "check_conv_transpose2d_speed"
     timed = True
-    runs, warmup = RUNS, 1
+    runs, warmup = 15, 3  # cheap here (a slow submission gives up after one run): more runs, a steadier median
+    calls_per_run = 4     # each timed "go" makes four calls, on four fresh inputs: the channel's cost is shared
     #: what the grader's baseline worker runs instead of a submission's cells
     baseline_source = "import torch.nn.functional as F\nconv_transpose2d = F.conv_transpose2d\n"
 

@@ -205,7 +205,10 @@ def _grade(tmp_path, aid, sources, name="s", **limits):
     modules = sorted({grader.check_module(p.check) for part in parts for p in part.probes})
     lim = sandbox.Limits(**{"wall_seconds": 240, "cell_seconds": 20, **limits})
     sub = grader.Submission(_cells(aid, sources), tmp_path / "work" / name, sandbox.uid_for(name), lim, False, modules)
-    results, errors = grader.grade_submission(sub, parts, b"offering-secret", None, lim.part_seconds or 30)
+    try:
+        results, errors, _ = grader.grade_submission(sub, parts, b"offering-secret", None, lim.part_seconds or 30)
+    finally:
+        grader.BASELINES.close()
     return sum(p for p, _ in results.values()), results
 
 

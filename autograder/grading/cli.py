@@ -68,6 +68,7 @@ class Student:
     notes: list[str] = field(default_factory=list)
     parts: dict = field(default_factory=dict)   # grade_id -> (points, message or None)
     manual: list = field(default_factory=list)  # parts the policy flagged: they need a manual grade
+    seconds: dict = field(default_factory=dict)  # where its grading time went: sandbox, verify (for the bench)
 
     @property
     def score(self) -> float:
@@ -172,13 +173,26 @@ def graded_ids(nb_bytes: bytes) -> set[str]:
         return set()
 
 
+def own_ids(aid: str) -> set[str]:
+    """The nbgrader cell ids of an assignment that no other assignment has (setup cells are shared)."""
+    ids = {a: graded_ids((REPO / "solutions" / a / f"{a}.ipynb").read_bytes()) for a in assignments()}
+    return ids[aid] - set().union(*(v for a, v in ids.items() if a != aid))
+
+
+def reason_line(message: str | None) -> str:
+    """A failure in one line: its first line, and the line that says what is wrong where there is one."""
+    if not message:
+        return ""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    problem = next((line for line in lines[1:] if line.startswith(("problem:", "likely mistake:"))), None)
+    return f"{lines[0]} {problem}" if problem else lines[0]
+
+
 def guess_assignment(ids: set[str]) -> str | None:
     """The assignment whose graded cells a notebook holds most of (to say which one it looks like)."""
-    from .. import notebooks as nbs
-
     best, count = None, 0
     for aid in assignments():
-        mine = {g.grade_id for g in nbs.graded_cells(nbs.read(REPO / "solutions" / aid / f"{aid}.ipynb"))}
+        mine = own_ids(aid)
         if len(mine & ids) > count:
             best, count = aid, len(mine & ids)
     return best
@@ -416,7 +430,8 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
     modules = sorted({check_module(probe.check) for p in parts for probe in p.probes})
     sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
     part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.probes) for p in parts)))
-    results, cell_errors = grader.grade_submission(sub, parts, secret, zeroed, part_seconds)
+    results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds)
+    student.seconds = {k: round(v, 3) for k, v in seconds.items()}
     student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
     student.manual = sorted(zeroed)
     if zeroed:
@@ -464,7 +479,8 @@ def all_stamps(out: Path) -> list[Student]:
             continue
         s = Student(data["id"], data.get("name", ""), data.get("lms_id", ""), bool(data.get("late")), None,
                     data.get("problem"), list(data.get("notes", [])),
-                    {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])))
+                    {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])),
+                    dict(data.get("seconds", {})))
         students.append(s)
     return students
 
@@ -527,8 +543,8 @@ def record(students: list[Student], aid: str, parts: list[GradedPart], course: P
         for p in parts:
             msg = s.parts.get(p.grade_id, (0.0, s.problem or "not graded"))[1]
             if (s.id, p.grade_id) in scores:
-                msg = f"manual grade {scores[(s.id, p.grade_id)]:g}" + (f" (automatic: {msg.splitlines()[0]})" if msg else "")
-            reasons.append(msg.splitlines()[0] if msg else "")
+                msg = f"manual grade {scores[(s.id, p.grade_id)]:g}" + (f" (automatic: {reason_line(msg)})" if msg else "")
+            reasons.append(reason_line(msg))
         notes = "; ".join(([s.problem] if s.problem else []) + s.notes)
         w.writerow([s.id, s.name, s.lms_id, "late" if s.late else "", aid, f"{sum(pts.values()):g}", f"{total:g}",
                     *[f"{pts[p.grade_id]:g}" for p in parts], *reasons, notes])
@@ -626,7 +642,7 @@ def main(argv=None) -> int:
     found, scanned = intake.scan(root, aid, due=due)
     items += scanned
     parts = graded_parts(REPO / "solutions" / aid / f"{aid}.ipynb")
-    wanted = graded_ids((REPO / "solutions" / aid / f"{aid}.ipynb").read_bytes())  # every nbgrader cell of it
+    wanted = own_ids(aid)  # the nbgrader cells that make a notebook this assignment's
     students, raw, keys = [], {}, {}
     for f in found:
         data = read_regular(f.chosen.path)
@@ -706,6 +722,7 @@ def main(argv=None) -> int:
                 s.problem = f"failed to grade: {type(e).__name__}: {e}"
             save_stamp(out, s, sha, spec)
     autograde.wait()
+    grader.BASELINES.close()
     # 6. merge: every stamp of this offering, this run's and earlier ones'
     everyone = all_stamps(out)
     scores = record(everyone, aid, parts, course, out, manual, missing)
@@ -721,7 +738,7 @@ def main(argv=None) -> int:
         for p in parts:
             msg = s.parts.get(p.grade_id, (0.0, None))[1]
             if msg and (s.id, p.grade_id) not in scores:
-                print(f"    {p.grade_id}: {msg.splitlines()[0]}")
+                print(f"    {p.grade_id}: {reason_line(msg)}")
     zero = [s for s in everyone if s.score == 0]
     print(f"\n{len(todo)} graded in this run, {len(everyone) - len(todo)} kept from earlier runs; {len(zero)} scored "
           f"zero{f'; {len(missing)} on the roster submitted nothing' if missing else ''}. "

@@ -248,29 +248,68 @@ def measure(check, student: WorkerProcess, baseline: WorkerProcess, symbol: str,
     run; verify every timed output here. Returns the measurements for ``check.verdict``."""
     clock = time.perf_counter
     mine, theirs, bad = [], [], []
+    per_go = max(1, int(getattr(check, "calls_per_run", 1)))  # the channel's round trip, shared by several calls
     with GATE.exclusive():
         for k in range(check.warmup + check.runs):
-            args, kwargs = check.timed_inputs(options, k)
+            calls = [check.timed_inputs(options, k * per_go + j) for j in range(per_go)]
+            staged = [{"args": args, "kwargs": kwargs} for args, kwargs in calls]
             for w in (student, baseline):
-                w.ask({"op": "stage", "symbol": symbol, "args": args, "kwargs": kwargs}, deadline, "staged")
+                w.ask({"op": "stage", "symbol": symbol, "calls": staged}, deadline, "staged")
             t0 = clock()
             done = student.ask({"op": "go"}, deadline, "done")
             t1 = clock()
             baseline.ask({"op": "go"}, deadline, "done")
             t2 = clock()
-            out = student.ask({"op": "fetch"}, deadline, "output")["value"]
-            problem = done.get("error") or check.timed_problem(args, kwargs, out)
-            if k < check.warmup:
-                if problem:
-                    bad.append((k, str(problem)))
-                continue
-            mine.append(t1 - t0)
-            theirs.append(t2 - t1)
+            outputs = student.ask({"op": "fetch"}, deadline, "output")["value"]
+            problem = done.get("error")
+            if not problem and (type(outputs) is not list or len(outputs) != len(calls)):
+                problem = "not every call returned an output"
+            for (args, kwargs), out in zip(calls, outputs if type(outputs) is list else []):
+                problem = problem or check.timed_problem(args, kwargs, out)
+            t_mine, t_torch = (t1 - t0) / per_go, (t2 - t1) / per_go
+            far_too_slow = check.give_up(t_mine, t_torch)  # one such run says it all, warm-up or not
+            if k >= check.warmup or far_too_slow:
+                mine.append(t_mine)
+                theirs.append(t_torch)
             if problem:
                 bad.append((k, str(problem)))
-            if bad or check.give_up(mine[-1], theirs[-1]):
+            if bad or far_too_slow:
                 break
     return {"mine": mine, "torch": theirs, "bad_runs": bad}
+
+
+class Baselines:
+    """The grader's own workers that run torch's function for timed parts: one per check, started on first use
+    and kept for the whole grading run (they run no student code, and timed parts take turns)."""
+
+    def __init__(self):
+        self._workers: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, check, sub: Submission, deadline: float) -> WorkerProcess:
+        with self._lock:
+            w = self._workers.get(check.check)
+            if w is not None and w.proc.poll() is None:
+                return w
+            scratch = sub.scratch.parent / f".baseline-{check.check}"
+            w = WorkerProcess(scratch, sandbox.uid_for("baseline"), sub.limits, sub.unsafe)
+            with GATE.shared():
+                w.send({"op": "cells", "cells": [[0, check.baseline_source]], "cell_timeout": 60, "preload": []},
+                       deadline)
+                if w.reader.read(deadline).get("op") != "ready":
+                    w.kill()
+                    raise ProtocolError("the baseline worker did not start")
+            self._workers[check.check] = w
+            return w
+
+    def close(self):
+        with self._lock:
+            for w in self._workers.values():
+                w.close()
+            self._workers.clear()
+
+
+BASELINES = Baselines()
 
 
 def timed_part(check, session: Session, sub: Submission, symbol: str, options: dict, secret, seconds: float):
@@ -279,30 +318,27 @@ def timed_part(check, session: Session, sub: Submission, symbol: str, options: d
     record, why = session.probe(check.check, symbol, check.request(options, secret), seconds)
     if record is None or record.get("error") or record.get("violations") or "missing" in record:
         return record, why
-    baseline = None
     deadline = min(session.deadline, time.monotonic() + seconds)
     try:
-        base_sub = Submission([[0, check.baseline_source]], sub.scratch.with_name(sub.scratch.name + ".baseline"),
-                              sandbox.uid_for("baseline"), sub.limits, sub.unsafe, [])
-        baseline = WorkerProcess(base_sub.scratch, base_sub.uid, base_sub.limits, base_sub.unsafe)
-        with GATE.shared():
-            baseline.send({"op": "cells", "cells": base_sub.cells, "cell_timeout": 60, "preload": []}, deadline)
-            if baseline.reader.read(deadline).get("op") != "ready":
-                raise ProtocolError("the baseline worker did not start")
+        baseline = BASELINES.get(check, sub, deadline)
+    except (ChannelTimeout, ChannelClosed, ProtocolError) as e:
+        BASELINES.close()
+        return None, f"the grader's own torch worker did not start ({type(e).__name__}): regrade this part"
+    try:
         student = session.worker_or_none()
         if student is None:
             return None, session.dead
         record.update(measure(check, student, baseline, symbol, options, secret, deadline))
         return record, None
     except ChannelTimeout:
+        BASELINES.close()  # it may be mid-call: a fresh one for the next student
         return None, session.lost(f"timed out after {seconds:g} s while being timed (stopped by the grader)")
     except ChannelClosed:
+        BASELINES.close()
         return None, session.lost("no result came back while being timed: the process ended")
     except ProtocolError as e:
+        BASELINES.close()
         return None, session.lost(f"no result came back while being timed: the grading protocol broke ({e})")
-    finally:
-        if baseline is not None:
-            baseline.close()
 
 
 # --------------------------------------------------------------------------
@@ -310,14 +346,17 @@ def timed_part(check, session: Session, sub: Submission, symbol: str, options: d
 
 
 def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, zeroed: dict | None = None,
-                     part_seconds: float = 60) -> tuple[dict, list]:
-    """Every part's (points, message or None) and the cells' errors. ``zeroed`` maps a part to the policy's
-    reason to score it 0 (it is not run)."""
+                     part_seconds: float = 60) -> tuple[dict, list, dict]:
+    """Every part's (points, message or None), the cells' errors, and where the time went (seconds waiting on
+    the sandboxed worker, seconds verifying here). ``zeroed`` maps a part to the policy's reason to score it 0
+    (it is not run)."""
     from .._core import CheckFailure
 
     checks = graded_checks()
     results: dict = {}
     session = Session(sub, time.monotonic() + sub.limits.wall_seconds)
+    clock = time.perf_counter
+    seconds = {"sandbox": 0.0, "verify": 0.0}
     try:
         for part in parts:
             if zeroed and part.grade_id in zeroed:
@@ -328,11 +367,14 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                 check = checks[probe.check]
                 options = probe.for_offering(secret)
                 hidden = check.secret(options)
+                t0 = clock()
                 if check.timed:
                     record, why = timed_part(check, session, sub, probe.symbol, options, hidden, part_seconds)
                 else:
                     record, why = session.probe(probe.check, probe.symbol, check.request(options, hidden),
                                                 part_seconds)
+                t1 = clock()
+                seconds["sandbox"] += t1 - t0
                 if record is None:
                     message = why
                     break
@@ -350,10 +392,12 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                 except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
                     message = f"the worker's record could not be judged ({type(e).__name__}: {e}): scored 0"
                     break
+                finally:
+                    seconds["verify"] += clock() - t1
             results[part.grade_id] = (0.0 if message else part.points, message)
     finally:
         session.close()
-    return results, session.cell_errors
+    return results, session.cell_errors, seconds
 
 
 def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpose2d_speed", options=None,
@@ -368,6 +412,7 @@ def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpos
             record, why = timed_part(check, session, sub, symbol, options, None, 600)
         finally:
             session.close()
+            BASELINES.close()
     if record is None:
         raise RuntimeError(why)
     return {"ratio": statistics.median(a / b for a, b in zip(record["mine"], record["torch"])),
