@@ -46,13 +46,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import grader, intake, policy, sandbox
-from .spec import GradedPart, check_module, graded_parts
+# torch (through grader, policy and spec) is imported inside the functions that need it: main() starts
+# nbgrader's set-up first, so that it runs while torch loads.
+from . import intake, sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,7 +140,6 @@ def expand(submissions: Path, out: Path) -> tuple[Path, list[intake.Item]]:
     if not zipfile.is_zipfile(submissions):
         raise SystemExit(f"error: {submissions} is neither a folder nor a zip file")
     import stat
-    import time
 
     dest = out / "incoming"
     if dest.exists():
@@ -308,8 +309,7 @@ def read_regular(path: Path) -> bytes:
 
 
 def validate(student: Student, raw_bytes: bytes) -> None:
-    import nbformat
-
+    """Can this be graded at all (JSON, nbformat 4)? The full schema check is :func:`schema_note`, in the pool."""
     try:
         raw = json.loads(raw_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -318,79 +318,101 @@ def validate(student: Student, raw_bytes: bytes) -> None:
     if not isinstance(raw, dict) or raw.get("nbformat") != 4:
         student.problem = f"the notebook is not in nbformat version 4 (found {raw.get('nbformat') if isinstance(raw, dict) else type(raw).__name__})"
         return
+
+
+def schema_note(raw_bytes: bytes) -> str | None:
+    """A note when the notebook does not fully validate against nbformat's schema (it is graded anyway)."""
+    import nbformat
+
     try:
-        nbformat.validate(nbformat.from_dict(raw))
+        nbformat.validate(nbformat.from_dict(json.loads(raw_bytes.decode("utf-8"))))
     except Exception as e:  # noqa: BLE001
-        student.notes.append(f"the notebook does not fully validate ({str(e).splitlines()[0][:120]}); graded anyway")
+        return f"the notebook does not fully validate ({str(e).splitlines()[0][:120]}); graded anyway"
+    return None
 
 
-class Autograde:
-    """nbgrader autograde (no execution), in the background, for the students that changed only (one call for
-    a whole class, one per student otherwise): the others' gradebook rows are not touched."""
+class NbgraderRun:
+    """nbgrader's part of a run, in the background while the grading goes on, one step after another: set up
+    the course (once per offering; started first of all), keep the manual grades given in formgrader, and
+    autograde (no execution) the submissions that changed — one call for a whole class, one per student
+    otherwise, so the others' rows are not touched."""
 
-    def __init__(self, aid: str, course: Path, ids: list[str], everyone: bool):
-        import threading
+    def __init__(self, aid: str, out: Path):
+        self.aid, self.out, self.course, self.manual = aid, out, out / "course", {}
+        self._steps = cf.ThreadPoolExecutor(max_workers=1)
+        self._done = [self._steps.submit(setup_course, aid, out)]
 
-        self.calls = [[]] if everyone else [[f"--student={sid}"] for sid in ids]
-        self.aid, self.course = aid, course
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        for extra in self.calls:
-            cmd, env = _nbgrader_cmd(["autograde", self.aid, "--force", "--log-level=ERROR", *extra], self.course)
-            subprocess.run(cmd, cwd=self.course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def poll(self):
-        return None if self.thread.is_alive() else 0
+    def autograde(self, ids: list[str], everyone: bool) -> None:
+        def run():
+            self.manual = manual_grades(self.course, self.aid)  # before autograde can touch them
+            calls = ([[]] if everyone else [[f"--student={sid}"] for sid in ids]) if ids else []
+            for extra in calls:
+                nbgrader(["autograde", self.aid, "--force", "--log-level=ERROR", *extra], self.course, check=False)
+        self._done.append(self._steps.submit(run))
 
     def wait(self):
-        self.thread.join()
-
-
-def wait_for_autograde(path: Path, autograde: Autograde) -> bool:
-    """Wait until nbgrader has written this student's normalised notebook (or has finished without it): each
-    student's grading starts as soon as its notebook is ready, not after the whole class."""
-    import time
-
-    while True:
-        if path.exists() and time.time() - path.stat().st_mtime > 0.3:
-            try:
-                json.loads(path.read_text(encoding="utf-8"))
-                return True
-            except (OSError, ValueError):
-                pass  # still being written
-        if autograde.poll() is not None:
-            return path.exists()
-        time.sleep(0.1)
+        for step in self._done:
+            step.result()  # re-raises what went wrong there
+        self._steps.shutdown()
 
 
 # --------------------------------------------------------------------------
 # 4-5. Policy, sandboxed run, verdicts (one student)
 
 
-def code_cells(notebook: Path) -> list[list]:
-    """The cells a worker runs: every code cell except the test cells (the grader decides, not the notebook)."""
-    nb = json.loads(read_regular(notebook).decode("utf-8"))
-    cells = []
-    for i, cell in enumerate(nb.get("cells", [])):
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-        if cell.get("cell_type") != "code" or meta.get("grade"):
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def release_notebook(aid: str) -> dict:
+    """The student notebook as released (``notebooks/``; a test keeps it equal to what nbgrader generates)."""
+    return json.loads((REPO / "notebooks" / aid / f"{aid}.ipynb").read_text(encoding="utf-8"))
+
+
+def runnable_cells(raw: bytes, release: dict) -> list[list]:
+    """The cells a worker runs, normalised against the release as nbgrader's autograde does: the course's own
+    cells (setup, install) restored from the release, missing ones put back first; a learner's answer cell run
+    as code even if its type was changed; test cells left out (the grader decides, not the notebook); any other
+    code cell of the learner's kept in order. (nbgrader's own autograde runs alongside, for the gradebook.)"""
+    course = {}
+    for cell in release.get("cells", []):
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        if meta.get("grade_id"):
+            course[meta["grade_id"]] = (cell, meta)
+    nb = json.loads(raw.decode("utf-8"))
+    cells, seen = [], set()
+    for i, cell in enumerate(nb.get("cells", []) if isinstance(nb, dict) else []):
+        if not isinstance(cell, dict):
             continue
-        source = cell.get("source", "")
-        cells.append([i, "".join(source) if isinstance(source, list) else str(source)])
-    return cells
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        if gid in course:
+            if gid in seen:
+                continue  # a copy of a course cell
+            seen.add(gid)
+            rcell, rmeta = course[gid]
+            if rcell.get("cell_type") != "code" or rmeta.get("grade"):
+                continue
+            cells.append([i, _source(cell) if rmeta.get("solution") else _source(rcell)])
+        elif cell.get("cell_type") == "code" and not (isinstance(meta, dict) and meta.get("grade")):
+            cells.append([i, _source(cell)])
+    missing = [[-1 - k, _source(rcell)] for k, (gid, (rcell, rmeta)) in enumerate(course.items())
+               if gid not in seen and rcell.get("cell_type") == "code" and not rmeta.get("solution")
+               and not rmeta.get("grade")]
+    return missing + cells
 
 
-def course_cells(course: Path, aid: str) -> set[str]:
+def course_cells(release: dict) -> set[str]:
     """The released notebook's own code cells (setup, install): exempt from the policy by their source."""
-    nb = json.loads((course / "release" / aid / f"{aid}.ipynb").read_text(encoding="utf-8"))
-    return {"".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in nb["cells"]
-            if c.get("cell_type") == "code" and not (c.get("metadata", {}).get("nbgrader", {}) or {}).get("solution")}
+    return {_source(c) for c in release.get("cells", [])
+            if c.get("cell_type") == "code" and not ((c.get("metadata") or {}).get("nbgrader") or {}).get("solution")}
 
 
 def policy_zeroes(cells, parts: list[GradedPart], exempt: set[str]) -> tuple[dict, list]:
     """The parts the static policy scores 0 (part -> reason), and every finding's description."""
+    from . import policy
+
     findings = policy.review_cells([(i, src) for i, src in cells], exempt)
     if not findings:
         return {}, []
@@ -417,20 +439,24 @@ def offering_secret(state: Path) -> bytes:
     return bytes.fromhex(read_regular(key).decode().strip())
 
 
-def run_student(student: Student, aid: str, parts: list[GradedPart], course: Path, out: Path, limits: sandbox.Limits,
-                secret: bytes, exempt: set[str], unsafe: bool, autograde: Autograde | None = None) -> dict:
+def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path, limits: sandbox.Limits,
+                secret: bytes, release: dict, unsafe: bool) -> dict:
     """Grade one student: policy, sandboxed worker, verdicts. The result is stamped in the grader's state (never
     in the student's scratch folder) as soon as it is known."""
-    autograded = course / "autograded" / student.id / aid / f"{aid}.ipynb"
-    if autograde is not None:
-        wait_for_autograde(autograded, autograde)
-    notebook = autograded if autograded.exists() else course / "submitted" / student.id / aid / f"{aid}.ipynb"
-    cells = code_cells(notebook)
-    zeroed, findings = policy_zeroes(cells, parts, exempt)
+    from . import grader
+    from .spec import check_module
+
     modules = sorted({check_module(probe.check) for p in parts for probe in p.probes})
+    cells = runnable_cells(raw, release)
     sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
+    session = grader.Session(sub, time.monotonic() + limits.wall_seconds)
+    session.prespawn()  # torch loads in the worker while the policy reviews the cells
+    zeroed, findings = policy_zeroes(sub.cells, parts, course_cells(release))
+    note = schema_note(raw)
+    if note:
+        student.notes.append(note)
     part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.probes) for p in parts)))
-    results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds)
+    results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds, session)
     student.seconds = {k: round(v, 3) for k, v in seconds.items()}
     student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
     student.manual = sorted(zeroed)
@@ -438,9 +464,6 @@ def run_student(student: Student, aid: str, parts: list[GradedPart], course: Pat
         student.notes.append("flagged for review: " + "; ".join(findings[:3]))
     for e in cell_errors[:5]:
         student.notes.append(f"cell {e.get('cell')} raised {e.get('type')}: {str(e.get('message'))[:100]}")
-    if not autograded.exists():
-        student.notes.append("nbgrader could not normalise this notebook (cells were restored from the submission "
-                             "as it is)")
     return {"findings": findings}
 
 
@@ -637,6 +660,9 @@ def main(argv=None) -> int:
     unsafe = args.unsafe_no_sandbox and not sandbox.available()
     out.mkdir(parents=True, exist_ok=True)
     (out / "state").mkdir(exist_ok=True, mode=0o700)
+    nb_run = NbgraderRun(aid, out)  # nbgrader's course set-up starts now, alongside everything below
+    from . import grader
+    from .spec import graded_parts
     # 2. intake
     root, items = expand(submissions, out)
     found, scanned = intake.scan(root, aid, due=due)
@@ -674,23 +700,19 @@ def main(argv=None) -> int:
     if not students:
         print(f"error: no submissions of {aid} found in {args.submissions}", file=sys.stderr)
         return 2
-    # 3. the course, and which students changed since the last run of this offering
+    # 3. which students changed since the last run of this offering
     secret = offering_secret(out / "state")
     spec = spec_digest(parts, secret)
-    course = setup_course(aid, out)
     todo = []
     for s in students:
         sha = hashlib.sha256(raw[s.id]).hexdigest()
         old = load_stamp(out, s.id)
         if not args.force and old and old.get("source_sha") == sha and old.get("spec") == spec:
-            continue  # unchanged: its stamp stands (names, late marks and notes refreshed below)
-        todo.append((s, sha))
-    for s in students:
-        old = load_stamp(out, s.id)
-        if old and s not in [t[0] for t in todo]:
-            old.update(name=s.name, lms_id=s.lms_id, late=s.late)
+            old.update(name=s.name, lms_id=s.lms_id, late=s.late)  # unchanged: its stamp stands, names refreshed
             atomic_write(stamp_path(out, s.id), json.dumps(old, ensure_ascii=False))
-    manual = manual_grades(course, aid)  # kept through nbgrader's own autograde below
+            continue
+        todo.append((s, sha))
+    course = out / "course"
     runnable = []
     for s, sha in todo:
         if s.problem is None:
@@ -703,16 +725,17 @@ def main(argv=None) -> int:
         else:
             save_stamp(out, s, sha, spec)  # scores 0, with the reason
     submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []
-    autograde = Autograde(aid, course, [s.id for s, _ in runnable], len(runnable) == len(submitted))
+    # nbgrader's autograde runs alongside the grading: the workers do not wait for it
+    nb_run.autograde([s.id for s, _ in runnable], len(runnable) == len(submitted))
     limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
                             part_seconds=args.part_timeout)
-    exempt = course_cells(course, aid)
+    release = release_notebook(aid)
     from tqdm import tqdm
 
     # 4-5. grade what changed; each result is stamped as soon as it is known (an interrupted run loses nothing)
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_student, s, aid, parts, course, out, limits, secret, exempt, unsafe, autograde):
-                   (s, sha) for s, sha in runnable}
+        futures = {pool.submit(run_student, s, raw[s.id], parts, out, limits, secret, release, unsafe): (s, sha)
+                   for s, sha in runnable}
         for fut in tqdm(cf.as_completed(futures), total=len(futures), desc=f"grading {aid}", unit="submission",
                         file=sys.stderr):
             s, sha = futures[fut]
@@ -721,8 +744,13 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001 - one broken run never stops the class
                 s.problem = f"failed to grade: {type(e).__name__}: {e}"
             save_stamp(out, s, sha, spec)
-    autograde.wait()
     grader.BASELINES.close()
+    nb_run.wait()
+    for s, sha in runnable:
+        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
+            s.notes.append("nbgrader could not register this notebook in the gradebook (it is graded all the same)")
+            save_stamp(out, s, sha, spec)
+    manual = nb_run.manual
     # 6. merge: every stamp of this offering, this run's and earlier ones'
     everyone = all_stamps(out)
     scores = record(everyone, aid, parts, course, out, manual, missing)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox
+from . import policy, sandbox
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 from .spec import CaseCheck, GradedPart, check_module, graded_checks
 
@@ -85,9 +85,9 @@ GATE = Gate()
 class WorkerProcess:
     """One sandboxed worker and the grader's end of its channel."""
 
-    def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False):
+    def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=()):
         sandbox.prepare_scratch(scratch, uid)
-        argv = [sys.executable, "-I", "-m", "autograder.grading.worker"]
+        argv = [sys.executable, "-I", "-m", "autograder.grading.worker", *preload]
         self._stderr = tempfile.TemporaryFile()
         if unsafe:
             cmd, env, cwd = sandbox.unsafe_command(argv, limits, uid), sandbox.environment(str(scratch)), scratch
@@ -167,17 +167,27 @@ class Session:
         self.dead: str | None = None      # why no worker can run this submission any more
         self.cell_errors: list = []
         self.starts = 0
+        self._spare: WorkerProcess | None = None
+
+    def prespawn(self) -> None:
+        """Start the worker now (it loads torch and the checks), before the cells are known."""
+        if self.worker is None and self._spare is None:
+            self._spare = self._spawn()
+
+    def _spawn(self) -> WorkerProcess:
+        return WorkerProcess(self.sub.scratch, self.sub.uid, self.sub.limits, self.sub.unsafe, self.sub.preload)
 
     def _start(self) -> WorkerProcess | None:
         if self.dead:
             return None
         self.starts += 1
-        w = WorkerProcess(self.sub.scratch, self.sub.uid, self.sub.limits, self.sub.unsafe)
+        w, self._spare = (self._spare or self._spawn()), None
         budget = min(self.deadline, time.monotonic() + self.sub.limits.cell_seconds * max(1, len(self.sub.cells)) + 60)
         try:
             with GATE.shared():
-                w.send({"op": "cells", "cells": self.sub.cells, "cell_timeout": self.sub.limits.cell_seconds,
-                        "preload": self.sub.preload}, budget)
+                # in Python, as the policy reviewed them (IPython's magics become calls)
+                cells = [[i, policy.transform(src)] for i, src in self.sub.cells]
+                w.send({"op": "cells", "cells": cells, "cell_timeout": self.sub.limits.cell_seconds}, budget)
                 ready = w.reader.read(budget)
             if type(ready) is not dict or ready.get("op") != "ready":
                 raise ProtocolError("expected a 'ready' frame")
@@ -233,9 +243,10 @@ class Session:
         return record, None
 
     def close(self):
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+        for w in (self.worker, self._spare):
+            if w is not None:
+                w.close()
+        self.worker = self._spare = None
 
 
 # --------------------------------------------------------------------------
@@ -294,8 +305,7 @@ class Baselines:
             scratch = sub.scratch.parent / f".baseline-{check.check}"
             w = WorkerProcess(scratch, sandbox.uid_for("baseline"), sub.limits, sub.unsafe)
             with GATE.shared():
-                w.send({"op": "cells", "cells": [[0, check.baseline_source]], "cell_timeout": 60, "preload": []},
-                       deadline)
+                w.send({"op": "cells", "cells": [[0, check.baseline_source]], "cell_timeout": 60}, deadline)
                 if w.reader.read(deadline).get("op") != "ready":
                     w.kill()
                     raise ProtocolError("the baseline worker did not start")
@@ -346,7 +356,7 @@ def timed_part(check, session: Session, sub: Submission, symbol: str, options: d
 
 
 def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, zeroed: dict | None = None,
-                     part_seconds: float = 60) -> tuple[dict, list, dict]:
+                     part_seconds: float = 60, session: Session | None = None) -> tuple[dict, list, dict]:
     """Every part's (points, message or None), the cells' errors, and where the time went (seconds waiting on
     the sandboxed worker, seconds verifying here). ``zeroed`` maps a part to the policy's reason to score it 0
     (it is not run)."""
@@ -354,7 +364,7 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
 
     checks = graded_checks()
     results: dict = {}
-    session = Session(sub, time.monotonic() + sub.limits.wall_seconds)
+    session = session or Session(sub, time.monotonic() + sub.limits.wall_seconds)
     clock = time.perf_counter
     seconds = {"sandbox": 0.0, "verify": 0.0}
     try:

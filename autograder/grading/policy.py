@@ -274,6 +274,12 @@ def _transform(source: str) -> str:
         return source
 
 
+def transform(source: str) -> str:
+    """A cell's source as IPython would run it (magics become calls): what the policy reviews is exactly what
+    the grading worker runs."""
+    return _transform(source)
+
+
 @functools.lru_cache(maxsize=1)
 def _magics():
     from IPython.core.magics.execution import ExecutionMagics

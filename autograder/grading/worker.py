@@ -1,6 +1,6 @@
 """The sandbox side of grading: run one submission's cells, then answer the grader's requests.
 
-    python -I -m autograder.grading.worker        (stdin/stdout: the grader's channel; nothing else)
+    python -I -m autograder.grading.worker [chNN ...]   (stdin/stdout: the grader's channel; nothing else)
 
 Runs *inside* the sandbox (:mod:`autograder.grading.sandbox`). It reads no file of the grader's and
 writes none: everything arrives and leaves as frames of plain data on its standard input and output
@@ -31,9 +31,8 @@ class CellTimeout(BaseException):
 
 
 def run_cells(cells, cell_timeout: int) -> tuple[dict, list]:
-    """Execute the code cells as one module, each under an alarm; note every error."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
+    """Execute the code cells (already in Python: the grader turned IPython's magics into calls when it reviewed
+    them) as one module, each under an alarm; note every error."""
     from .. import _core
 
     def alarm(signum, frame):
@@ -42,11 +41,10 @@ def run_cells(cells, cell_timeout: int) -> tuple[dict, list]:
     signal.signal(signal.SIGALRM, alarm)
     ns = {"__name__": "__main__"}
     errors = []
-    transform = TransformerManager().transform_cell
     for index, source in cells:
         try:
             signal.alarm(cell_timeout)
-            exec(compile(transform(source), f"<cell {index}>", "exec"), ns)
+            exec(compile(source, f"<cell {index}>", "exec"), ns)
         except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
             errors.append({"cell": index, **_core.error_data(e)})
         finally:
@@ -116,6 +114,16 @@ def main() -> None:
         os.dup2(devnull, fd)
     sys.stdin, sys.stdout, sys.stderr = io.StringIO(), io.StringIO(), io.StringIO()
     reader = FrameReader(chan_in)
+    # torch and the checks' chapter modules (named by the grader on the command line) load first, before any
+    # submission code is known: the grader can start this process while nbgrader still prepares the notebook.
+    import importlib
+
+    import torch
+
+    torch.set_num_threads(1)  # one thread: students are graded in parallel instead, and timed alike
+    for module in sys.argv[1:]:
+        if module.isidentifier():
+            importlib.import_module(f"autograder.{module}")
 
     def reply(value):
         try:
@@ -124,14 +132,6 @@ def main() -> None:
             write_frame(chan_out, {"op": "result", "record": {"missing": f"the result could not be sent ({e})"}})
 
     start = reader.read()
-    import torch
-
-    torch.set_num_threads(1)  # one thread: students are graded in parallel instead, and timed alike
-    # The checks' modules (and the op guard's one-time set-up) load before any submission code runs.
-    import importlib
-
-    for module in start.get("preload", []):
-        importlib.import_module(f"autograder.{module}")
     ns, errors = run_cells(start["cells"], int(start.get("cell_timeout", 60)))
     worker = Worker(ns)
     reply({"op": "ready", "cell_errors": errors[:20]})
