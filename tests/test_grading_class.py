@@ -72,8 +72,8 @@ def exports(tmp_path_factory):
     # Moodle: one wrapping folder, a folder per student, spaces and accents, two files from one student
     moodle = tmp / "moodle.zip"
     with zipfile.ZipFile(moodle, "w") as z:
-        z.writestr(zipfile.ZipInfo(f"CH05 download/Mary Ann Lee_123401_assignsubmission_file_/draft.ipynb", old), empty)
-        z.writestr(zipfile.ZipInfo(f"CH05 download/Mary Ann Lee_123401_assignsubmission_file_/final.ipynb",
+        z.writestr(zipfile.ZipInfo("CH05 download/Mary Ann Lee_123401_assignsubmission_file_/draft.ipynb", old), empty)
+        z.writestr(zipfile.ZipInfo("CH05 download/Mary Ann Lee_123401_assignsubmission_file_/final.ipynb",
                                    (2026, 11, 19, 10, 0, 0)), correct)
         z.writestr(zipfile.ZipInfo(f"CH05 download/Zoë Ørsted_123402_assignsubmission_file_/{CH05}.ipynb",
                                    (2026, 11, 21, 10, 0, 0)), wrong)

@@ -29,7 +29,7 @@ def test_canvas_names_numbers_late_marks_and_resubmissions(tmp_path):
     touch(tmp_path, f"doejane_123456_7001_{AID}.ipynb")
     touch(tmp_path, f"doejane_LATE_123456_7002_{AID}-1.ipynb")
     touch(tmp_path, f"smithjohn_LATE_222_7003_{AID}.ipynb")
-    touch(tmp_path, f"smithjohn_222_7004_notes.pdf")
+    touch(tmp_path, "smithjohn_222_7004_notes.pdf")
     students, items = intake.scan(tmp_path, AID)
     s = {st.lms_id: st for st in students}
     assert set(s) == {"123456", "222"}

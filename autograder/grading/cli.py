@@ -51,10 +51,14 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # torch (through grader, policy and spec) is imported inside the functions that need it: main() starts
 # nbgrader's set-up first, so that it runs while torch loads.
 from . import intake, sandbox
+
+if TYPE_CHECKING:
+    from .spec import GradedPart
 
 REPO = Path(__file__).resolve().parents[2]
 
