@@ -266,18 +266,22 @@ def measure(check, student: WorkerProcess, baseline: WorkerProcess, symbol: str,
             staged = [{"args": args, "kwargs": kwargs} for args, kwargs in calls]
             for w in (student, baseline):
                 w.ask({"op": "stage", "symbol": symbol, "calls": staged}, deadline, "staged")
-            t0 = clock()
-            done = student.ask({"op": "go"}, deadline, "done")
-            t1 = clock()
-            baseline.ask({"op": "go"}, deadline, "done")
-            t2 = clock()
+            # who goes first alternates from run to run, so that neither side always finds the caches warm
+            spans = {}
+            for name, w in ((("student", student), ("torch", baseline)) if k % 2 == 0 else
+                            (("torch", baseline), ("student", student))):
+                t0 = clock()
+                reply = w.ask({"op": "go"}, deadline, "done")
+                spans[name] = clock() - t0
+                if name == "student":
+                    done = reply
             outputs = student.ask({"op": "fetch"}, deadline, "output")["value"]
             problem = done.get("error")
             if not problem and (type(outputs) is not list or len(outputs) != len(calls)):
                 problem = "not every call returned an output"
             for (args, kwargs), out in zip(calls, outputs if type(outputs) is list else []):
                 problem = problem or check.timed_problem(args, kwargs, out)
-            t_mine, t_torch = (t1 - t0) / per_go, (t2 - t1) / per_go
+            t_mine, t_torch = spans["student"] / per_go, spans["torch"] / per_go
             far_too_slow = check.give_up(t_mine, t_torch)  # one such run says it all, warm-up or not
             if k >= check.warmup or far_too_slow:
                 mine.append(t_mine)
