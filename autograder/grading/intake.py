@@ -71,9 +71,14 @@ class Item:
     reason: str = ""
 
 
+#: Letters that Unicode does not decompose into a Latin letter and an accent.
+LATIN = str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Đ": "D", "đ": "d", "Ł": "L", "ł": "l",
+                       "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th", "ı": "i"})
+
+
 def safe_id(text: str) -> str:
     """An ASCII id for a student's folders: accents dropped, spaces and others to '_'."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = unicodedata.normalize("NFKD", text.translate(LATIN)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9._@-]+", "_", ascii_text).strip("._-")
     return slug[:60]
 
@@ -194,7 +199,7 @@ def scan(root: Path, aid: str, mtimes: dict[str, float] | None = None,
             base = safe_id(chosen.key)   # the username (the display name comes from its .txt)
         else:
             base = safe_id(chosen.name)
-        base = base or "student"
+        base = base or f"student_{hashlib.sha256(key.encode()).hexdigest()[:6]}"  # a name with no Latin letter
         sid = base
         if sid in used and used[sid] != key:
             sid = f"{base}_{hashlib.sha256(key.encode()).hexdigest()[:6]}"
@@ -205,7 +210,7 @@ def scan(root: Path, aid: str, mtimes: dict[str, float] | None = None,
             elif chosen.order:
                 why = f"the newest of {len(group)} by {chosen.layout}'s resubmission number (-{chosen.order})"
             else:
-                why = f"the newest of {len(group)} by the file's time"
+                why = f"the newest of {len(group)} by the file's date (in a zip, the member's own date)"
         else:
             why = ""
         late = bool(chosen.late)
