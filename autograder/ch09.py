@@ -44,8 +44,8 @@ def _keep_freed_memory() -> None:
 
 _keep_freed_memory()
 
-# Bound when this module is imported, before any submission code runs: a submission that later replaces
-# F.conv_transpose2d does not change what the grader's probe measures against (the clock is bound in .timing).
+# Bound when this module is imported: a notebook that later replaces F.conv_transpose2d does not change what the
+# visible speed check measures against. (When grading, torch's side runs in a worker of the grader's own.)
 _torch_conv_transpose2d = F.conv_transpose2d
 
 # --------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 import statistics
 import time
 
-# Bound when this module is imported (the grading sandbox imports it before any submission code runs):
-# a submission that later replaces time.perf_counter does not change what the speed check measures.
+# Bound when this module is imported: a notebook that later replaces time.perf_counter does not change what the
+# visible speed check measures. (The graded speed part is clocked by the grader, outside the learner's process.)
 _clock = time.perf_counter
 
 
