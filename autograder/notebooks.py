@@ -6,8 +6,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:
+    import nbformat
 
 NOT_ATTEMPTED_ERRORS = ("NotImplementedError", "NotAttempted")
 
@@ -21,7 +23,15 @@ class GradedCell:
 
 
 def read(path) -> nbformat.NotebookNode:
+    import nbformat  # about a second to import: only what reads notebooks through it pays
+
     return nbformat.read(str(path), as_version=4)
+
+
+def cell_source(cell) -> str:
+    """A cell's source as one string (JSON notebooks may store it as a list of lines)."""
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
 
 
 def nbgrader_meta(cell) -> dict:
@@ -31,10 +41,10 @@ def nbgrader_meta(cell) -> dict:
 def graded_cells(nb) -> list[GradedCell]:
     """Autograded test cells, in notebook order."""
     out = []
-    for i, cell in enumerate(nb.cells):
+    for i, cell in enumerate(nb["cells"]):
         meta = nbgrader_meta(cell)
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            out.append(GradedCell(meta["grade_id"], float(meta.get("points", 0)), i, cell.source))
+        if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+            out.append(GradedCell(meta["grade_id"], float(meta.get("points", 0)), i, cell_source(cell)))
     return out
 
 
@@ -59,6 +69,8 @@ def execute(nb, cwd, timeout: int = 300, kernel_name: str = "python3"):
 
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
+
+    import nbformat
 
     nb = nbformat.from_dict(nb)  # a copy: the learner's notebook is never modified
     with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets:

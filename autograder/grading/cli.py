@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import csv
+import functools
 import hashlib
 import html
 import json
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING
 
 # torch (through grader, policy and spec) is imported inside the functions that need it: main() starts
 # nbgrader's set-up first, so that it runs while torch loads.
+from ..notebooks import cell_source
 from . import intake, sandbox
 
 if TYPE_CHECKING:
@@ -178,10 +180,11 @@ def graded_ids(nb_bytes: bytes) -> set[str]:
         return set()
 
 
-def own_ids(aid: str) -> set[str]:
+@functools.cache
+def own_ids(aid: str) -> frozenset[str]:
     """The nbgrader cell ids of an assignment that no other assignment has (setup cells are shared)."""
     ids = {a: graded_ids((REPO / "solutions" / a / f"{a}.ipynb").read_bytes()) for a in assignments()}
-    return ids[aid] - set().union(*(v for a, v in ids.items() if a != aid))
+    return frozenset(ids[aid] - set().union(*(v for a, v in ids.items() if a != aid)))
 
 
 def reason_line(message: str | None) -> str:
@@ -259,8 +262,7 @@ def without_hidden_tests(notebook: Path) -> bytes:
     nbgrader's own feedback there cannot show them). The grader reads the hidden checks from solutions/."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        cell["source"] = HIDDEN_BLOCK.sub("", src)
+        cell["source"] = HIDDEN_BLOCK.sub("", cell_source(cell))
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
 
 
@@ -364,11 +366,6 @@ class NbgraderRun:
 # 4-5. Policy, sandboxed run, verdicts (one student)
 
 
-def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
-
-
 def release_notebook(aid: str) -> dict:
     """The student notebook as released (``notebooks/``; a test keeps it equal to what nbgrader generates)."""
     return json.loads((REPO / "notebooks" / aid / f"{aid}.ipynb").read_text(encoding="utf-8"))
@@ -398,10 +395,10 @@ def runnable_cells(raw: bytes, release: dict) -> list[list]:
             rcell, rmeta = course[gid]
             if rcell.get("cell_type") != "code" or rmeta.get("grade"):
                 continue
-            cells.append([i, _source(cell) if rmeta.get("solution") else _source(rcell)])
+            cells.append([i, cell_source(cell) if rmeta.get("solution") else cell_source(rcell)])
         elif cell.get("cell_type") == "code" and not (isinstance(meta, dict) and meta.get("grade")):
-            cells.append([i, _source(cell)])
-    missing = [[-1 - k, _source(rcell)] for k, (gid, (rcell, rmeta)) in enumerate(course.items())
+            cells.append([i, cell_source(cell)])
+    missing = [[-1 - k, cell_source(rcell)] for k, (gid, (rcell, rmeta)) in enumerate(course.items())
                if gid not in seen and rcell.get("cell_type") == "code" and not rmeta.get("solution")
                and not rmeta.get("grade")]
     return missing + cells
@@ -409,7 +406,7 @@ def runnable_cells(raw: bytes, release: dict) -> list[list]:
 
 def course_cells(release: dict) -> set[str]:
     """The released notebook's own code cells (setup, install): exempt from the policy by their source."""
-    return {_source(c) for c in release.get("cells", [])
+    return {cell_source(c) for c in release.get("cells", [])
             if c.get("cell_type") == "code" and not ((c.get("metadata") or {}).get("nbgrader") or {}).get("solution")}
 
 

@@ -14,6 +14,7 @@ This process never runs student code. It believes only what it computes itself:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -36,47 +37,38 @@ REPLY_PAYLOAD_LIMIT = 64 << 20
 
 class Gate:
     """Shared for ordinary work, exclusive for timed parts: a timed part waits until no worker is busy, and
-    no worker starts work while one is measured."""
+    no worker starts work while one is measured (a waiting timed part goes first)."""
 
     def __init__(self):
         self._cond = threading.Condition()
-        self._busy = 0
+        self._busy = self._waiting = 0
         self._timing = False
-        self._waiting = 0
 
+    @contextlib.contextmanager
     def shared(self):
-        gate = self
+        with self._cond:
+            self._cond.wait_for(lambda: not self._timing and not self._waiting)
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
-        class _Shared:
-            def __enter__(self):
-                with gate._cond:
-                    gate._cond.wait_for(lambda: not gate._timing and not gate._waiting)
-                    gate._busy += 1
-
-            def __exit__(self, *exc):
-                with gate._cond:
-                    gate._busy -= 1
-                    gate._cond.notify_all()
-
-        return _Shared()
-
+    @contextlib.contextmanager
     def exclusive(self):
-        gate = self
-
-        class _Exclusive:
-            def __enter__(self):
-                with gate._cond:
-                    gate._waiting += 1
-                    gate._cond.wait_for(lambda: not gate._timing and gate._busy == 0)
-                    gate._waiting -= 1
-                    gate._timing = True
-
-            def __exit__(self, *exc):
-                with gate._cond:
-                    gate._timing = False
-                    gate._cond.notify_all()
-
-        return _Exclusive()
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._timing and self._busy == 0)
+            self._waiting -= 1
+            self._timing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._timing = False
+                self._cond.notify_all()
 
 
 GATE = Gate()

@@ -20,7 +20,7 @@ import csv
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -56,7 +56,6 @@ class Student:
     name: str
     lms_id: str
     chosen: Candidate
-    others: list[Candidate] = field(default_factory=list)
     why_chosen: str = ""
     late: bool = False
 
@@ -217,7 +216,7 @@ def scan(root: Path, aid: str, mtimes: dict[str, float] | None = None,
         if due is not None and chosen.late is None:
             moment = chosen.when or datetime.fromtimestamp(chosen.mtime)
             late = moment > due
-        students.append(Student(sid, chosen.name, chosen.lms_id, chosen, group[1:], why, late))
+        students.append(Student(sid, chosen.name, chosen.lms_id, chosen, why, late))
         items.append(Item(chosen.rel, "graded", sid, why or f"{chosen.layout} layout"))
         for other in group[1:]:
             items.append(Item(other.rel, "superseded", sid, f"an older notebook of the same student ({why})"))

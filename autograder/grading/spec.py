@@ -187,23 +187,20 @@ def parse_probes(source: str) -> list[Probe]:
 
 
 def graded_parts(solution_notebook: Path) -> list[GradedPart]:
-    """The graded parts of an instructor's notebook, in order. (Read as JSON: nbformat costs a second to import,
-    before any grading could start.)"""
+    """The graded parts of an instructor's notebook, in order. (Read as plain JSON: nbformat costs a second to
+    import, before any grading could start.)"""
     import json
 
-    nb = json.loads(Path(solution_notebook).read_text(encoding="utf-8"))
+    from ..notebooks import graded_cells
+
     parts = []
     checks = graded_checks()
-    for cell in nb["cells"]:
-        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
-        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
-            continue
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        probes = parse_probes(source)
+    for g in graded_cells(json.loads(Path(solution_notebook).read_text(encoding="utf-8"))):
+        probes = parse_probes(g.source)
         if not probes:
-            raise ValueError(f"{solution_notebook}: graded cell {meta['grade_id']} has no hidden check call to grade by")
+            raise ValueError(f"{solution_notebook}: graded cell {g.grade_id} has no hidden check call to grade by")
         for p in probes:
             if p.check not in checks:
-                raise ValueError(f"{meta['grade_id']}: unknown check {p.check}")
-        parts.append(GradedPart(meta["grade_id"], float(meta.get("points", 0)), probes))
+                raise ValueError(f"{g.grade_id}: unknown check {p.check}")
+        parts.append(GradedPart(g.grade_id, g.points, probes))
     return parts
