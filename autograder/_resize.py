@@ -131,6 +131,11 @@ def invalid_cases(seed: int, align_corners: bool = False) -> list[Case]:
         Case(NAMES, (x,), {"scale_factor": 0, **extra}, seed=seed, label="invalid: scale_factor 0"),
         Case(NAMES, (x,), {"scale_factor": -1.5, **extra}, seed=seed, label="invalid: a negative scale_factor"),
         Case(NAMES, (x,), {"size": 0, **extra}, seed=seed, label="invalid: size 0"),
+        # each end of the valid range on both sides: an output of one pixel is fine, of none is not
+        Case(NAMES, (x,), {"size": 1, **extra}, seed=seed, label="edge: size 1, the smallest output"),
+        Case(NAMES, (x,), {"scale_factor": 0.25, **extra}, seed=seed, label="edge: scale_factor 0.25 gives 1x1"),
+        Case(NAMES, (x,), {"scale_factor": 0.2, **extra}, seed=seed,
+             label="invalid: scale_factor 0.2 gives a height of 0"),
     ]
 
 

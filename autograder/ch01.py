@@ -115,6 +115,14 @@ def size_cases(part: str = "all", suite: str = "visible", seed: int | None = Non
             Case(names, ((5, 9), (5, 3)), {"stride": (2, 3)}, label="invalid-free: kernel equal to the input"),
             Case(names, ((3, 3), (3, 3)), {"padding": 1, "dilation": 2}),
             Case(names, (4, 3), {"dilation": 0}, label="invalid: dilation 0"),
+            # each end of every range, on both sides (an off-by-one range check shows)
+            Case(names, (4, 0), label="invalid: kernel_size 0"),
+            Case(names, (4, 1), {"stride": 1, "dilation": 1}, label="edge: kernel 1, stride 1, dilation 1"),
+            Case(names, (3, 7), {"padding": 2}, label="edge: the kernel exactly fills the padded input"),
+            Case(names, (2, 7), {"padding": 2}, label="invalid: the padded input one pixel short of the kernel"),
+            Case(names, (5, 3), {"dilation": 2}, label="edge: the dilated kernel exactly fills the input"),
+            Case(names, (4, 3), {"dilation": 2}, label="invalid: the dilated kernel one pixel wider than the input"),
+            Case(names, (6, 3), {"padding": 0}, label="edge: padding 0"),
         ]
     return cases
 
@@ -323,6 +331,13 @@ def _invalid_cases(seed: int) -> list[Case]:
         Case(_NAMES, (x, T((2, 4, 3, 3)), T((3,))), {}, seed=seed,
              label="invalid: bias has 3 elements for 2 output channels"),
         Case(_NAMES, (x, T((2, 4, 3, 3)), None), {"stride": 0}, seed=seed, label="invalid: stride 0"),
+        # the other side of each edge above
+        Case(_NAMES, (x, T((4, 2, 3, 3)), None), {"groups": 2}, seed=seed, label="edge: channels divisible by groups"),
+        Case(_NAMES, (T((1, 1, 2, 2)), T((1, 1, 3, 3)), None), {"padding": 1}, seed=seed,
+             label="edge: padding 1 makes the 3x3 kernel fit a 2x2 input"),
+        Case(_NAMES, (T((1, 1, 3, 3)), T((1, 1, 3, 3)), None), {}, seed=seed,
+             label="edge: the kernel exactly fills the input"),
+        Case(_NAMES, (x, T((2, 4, 3, 3)), None), {"stride": 1}, seed=seed, label="edge: stride 1"),
     ]
 
 

@@ -123,7 +123,10 @@ def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     if part == "pair":
         out += [Case(NAMES, (T((2, 3, 3)), 2), seed=base, label="invalid: a 3-D input"),
                 Case(NAMES, (T((1, 1, 3, 3)), 0), seed=base, label="invalid: stride 0"),
-                Case(NAMES, (T((1, 1, 3, 3)), (2, -1)), seed=base, label="invalid: a negative stride")]
+                Case(NAMES, (T((1, 1, 3, 3)), (2, -1)), seed=base, label="invalid: a negative stride"),
+                # the other side of each edge
+                Case(NAMES, (T((1, 1, 3, 3)), 1), seed=base, label="edge: stride 1 (a copy)"),
+                Case(NAMES, (T((1, 1, 3, 3)), (1, 0)), seed=base, label="invalid: a stride of 0 in one direction")]
     return out
 
 

@@ -258,6 +258,17 @@ def pool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Cas
                  label="invalid: padding larger than half the kernel"),
             Case(POOL_NAMES, (T((1, 1, 2, 2)), 3), seed=base, label="invalid: kernel larger than the input"),
             Case(POOL_NAMES, (T((1, 4, 4)), 2), seed=base, label="invalid: a 3-D input"),
+            # the other side of each edge, and the 3x3 kernel's
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": 1}, seed=base,
+                 label="edge: padding exactly half the kernel"),
+            Case(POOL_NAMES, (T((1, 1, 5, 5)), 3), {"padding": 1}, seed=base, label="edge: padding 1, kernel 3"),
+            Case(POOL_NAMES, (T((1, 1, 5, 5)), 3), {"padding": 2}, seed=base,
+                 label="invalid: padding 2 for a 3x3 kernel"),
+            Case(POOL_NAMES, (T((1, 1, 2, 2)), 2), seed=base, label="edge: the window exactly fills the input"),
+            Case(POOL_NAMES, (T((1, 1, 1, 1)), 3), {"padding": 1}, seed=base,
+                 label="edge: padding makes the window fit a 1x1 input"),
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"stride": 0}, seed=base, label="invalid: stride 0"),
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": -1}, seed=base, label="invalid: negative padding"),
         ]
     return out
 
@@ -304,7 +315,9 @@ def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
         for size in ((5, 5), (6, 6), (3, 3), (2, 2), (5, 3), (4, 6)):
             out.append(Case(UNPOOL_NAMES, (T((1, 2, 4, 4)), Derived("indices", "(from the pooling)"), 2),
                             {"output_size": size}, seed=base + 7, prepare=_unpool_prepare(2, None, 0),
-                            label=f"output_size {size}: at an edge of torch's range (4 ± stride 2, exclusive)",
+                            label=(f"{'edge' if all(4 <= v < 6 for v in size) else 'invalid'}: output_size "
+                                   f"{size}, at an end of torch's range (4 ± stride 2, exclusive"
+                                   + ("" if all(v >= 4 for v in size) else "; the indices need 4x4") + ")"),
                             prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, "
                                           "return_indices=True)"))
     return out

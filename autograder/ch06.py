@@ -130,7 +130,12 @@ def size_cases(part: str = "all", suite: str = "visible", seed: int | None = Non
     ]
     if suite == "hidden":
         cases += [Case(names, (5, 3), {"stride": 1, "output_padding": 1, "dilation": 2},
-                       label="output_padding below the dilation"),
+                       label="edge: output_padding below the dilation"),
+                  # the valid side of each end above
+                  Case(names, (5, 3), {"stride": 2, "output_padding": 1}, label="edge: output_padding one below the stride"),
+                  Case(names, (5, 3), {"stride": 1}, label="edge: stride 1"),
+                  Case(names, (1, 3), {"padding": 1}, label="edge: padding leaves one pixel"),
+                  Case(names, (5, 3), {"padding": 0, "output_padding": 0}, label="edge: no padding at all"),
                   Case(names, (5, 3), {"padding": -1}, label="invalid: negative padding"),
                   Case(names, (5, 3), {"stride": 2, "output_padding": -1}, label="invalid: negative output_padding")]
     return cases

@@ -182,6 +182,8 @@ def shuffle_cases(part, suite, base, rng):
         shape = (rng.randint(1, 2), rng.randint(1, 3) * r * r, rng.randint(1, 4), rng.randint(1, 4))
         out.append(Case(names, (T(shape), r), seed=base * 1000 + k))
     out.append(Case(names, (T((1, 3, 2, 2)), 2), seed=base, label="invalid: 3 channels for r = 2"))
+    out.append(Case(names, (T((1, 5, 2, 2)), 2), seed=base, label="invalid: 5 channels for r = 2"))
+    out.append(Case(names, (T((1, 4, 2, 2)), 2), seed=base, label="edge: 4 channels for r = 2"))
     return out
 
 
@@ -197,6 +199,8 @@ def unshuffle_cases(part, suite, base, rng):
         shape = (rng.randint(1, 2), rng.randint(1, 3), r * rng.randint(1, 3), r * rng.randint(1, 3))
         out.append(Case(names, (T(shape), r), seed=base * 1000 + k))
     out.append(Case(names, (T((1, 1, 3, 4)), 2), seed=base, label="invalid: height 3 for r = 2"))
+    out.append(Case(names, (T((1, 1, 4, 5)), 2), seed=base, label="invalid: width 5 for r = 2"))
+    out.append(Case(names, (T((1, 1, 2, 2)), 2), seed=base, label="edge: 2x2 for r = 2 (one pixel out)"))
     return out
 
 
@@ -273,6 +277,9 @@ def kernel_cases(part, suite, base, rng):
     for k in sizes:
         out.append(Case(names, (rng.randint(1, 4), k), dtypes=(torch.float32,)))
     out.append(Case(names, (0, 4), label="invalid: zero channels", dtypes=(torch.float32,)))
+    out.append(Case(names, (1, 4), label="edge: one channel", dtypes=(torch.float32,)))
+    out.append(Case(names, (2, 0), label="invalid: kernel_size 0", dtypes=(torch.float32,)))
+    out.append(Case(names, (2, 1), label="edge: kernel_size 1", dtypes=(torch.float32,)))
     return out
 
 
@@ -325,6 +332,10 @@ def resize_conv_cases(part, suite, base, rng):
                         seed=base * 1000 + k))
     out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 3, 3)), None), {"mode": "bicubic"}, seed=base,
                     label="invalid: mode 'bicubic'"))
+    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 2, 2)), None), seed=base, label="invalid: an even kernel"))
+    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 3, 2)), None), seed=base,
+                    label="invalid: a kernel even in width only"))
+    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 1, 1)), None), seed=base, label="edge: a 1x1 kernel"))
     return out
 
 

@@ -52,8 +52,8 @@ def pixel_unshuffle(input, downscale_factor):
 
 
 def bilinear_kernel(channels, kernel_size, bug=None):
-    if channels < 1:
-        raise ValueError("channels must be positive")
+    if channels < 1 or kernel_size < 1:
+        raise ValueError("channels and kernel_size must be positive")
     f = math.ceil(kernel_size / 2)  # the tent's half-width: the stride it upsamples by
     taps = [1 - abs(x - (kernel_size - 1) / 2) / f for x in range(kernel_size)]  # peak at the middle
     if bug == "off_centre":

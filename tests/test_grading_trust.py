@@ -22,6 +22,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,121 @@ def test_a_submission_searching_every_file_it_can_read_finds_no_instructor_mater
     assert not leaked, leaked
 
 
+def _run_in_zygote_worker(code: str, seconds: float = 600) -> dict:
+    """Run ``code`` as a submission's only cell in a worker forked by the current zygote; the dict it reports
+    by raising RuntimeError(json.dumps(...)) (the cell's error is the one thing a worker sends back unasked)."""
+    sub = grader.Submission([[0, code]], Path("/nonexistent/never-used"), 0, sandbox.Limits(), False, [])
+    session = grader.Session(sub, time.monotonic() + seconds)
+    try:
+        worker = session.worker_or_none()
+        assert worker is not None and worker.zygote is not None, session.dead
+        errors = session.cell_errors
+        assert errors and errors[0]["type"] == "RuntimeError", errors
+        return json.loads(errors[0]["message"])
+    finally:
+        session.close()
+
+
+@needs_sandbox
+def test_a_worker_forked_by_the_zygote_finds_no_instructor_material_either(tmp_path):
+    """The zygote's sandbox has the same allowlist; its workers add nothing to what they can read."""
+    marker = "instructor-only-" + hashlib.sha256(os.urandom(16)).hexdigest()[:16]
+    out = tmp_path / "out"
+    planted = [REPO / "solutions" / f".{marker}", REPO / "tests" / f".{marker}", REPO / ".git" / f"{marker}.txt",
+               Path.home() / f".{marker}", out / "state" / "offering.key", out / "course" / "gradebook-copy.txt"]
+    control = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / \
+        "zz_marker_control_zygote" / "readable.txt"
+    search = SEARCH.replace("marker = sys.argv[1]", f"marker = {marker!r}\nopen('/scratch/mine.txt', 'w').write(marker)")
+    search = search.replace("print(json.dumps({\"hits\": hits, \"read\": read}))",
+                            "raise RuntimeError(json.dumps({\"hits\": hits, \"read\": read}))")
+    try:
+        for path in planted + [control]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"secret: {marker}\n")
+        os.environ["COURSE_GRADER_SECRET"] = marker
+        assert grader.start_zygote([], sandbox.Limits()).ready(), grader.ZYGOTE.why
+        found = _run_in_zygote_worker(search)
+    finally:
+        grader.stop_zygote()
+        os.environ.pop("COURSE_GRADER_SECRET", None)
+        for path in planted:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(control.parent, ignore_errors=True)
+    hits = set(found["hits"])
+    assert str(control) in hits and "/scratch/mine.txt" in hits, found
+    assert found["read"] > 10_000, found
+    assert not hits - {str(control), "/scratch/mine.txt"}, hits
+
+
+#: The first worker leaves traces everywhere it can write and keeps a socket listening, then waits.
+LEAVE_TRACES = r'''
+import os, socket
+for d in ("/scratch", "/tmp", "/dev/shm"):
+    try:
+        open(os.path.join(d, "left-by-a"), "w").write("a")
+    except OSError:
+        pass
+LISTENER = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+LISTENER.bind("\0upck-left-by-a")
+LISTENER.listen(1)
+'''
+
+#: The second worker, running at the same time, looks for them and tries to undo its isolation.
+LOOK_AROUND = r'''
+import ctypes, json, os, resource, socket, stat
+libc = ctypes.CDLL(None, use_errno=True)
+r = {"seen": [], "undone": [], "sockets": []}
+for d in ("/scratch", "/tmp", "/dev/shm", "/"):
+    try:
+        r["seen"] += [os.path.join(d, n) for n in os.listdir(d) if "left-by-a" in n]
+    except OSError:
+        pass
+for fd in range(3, 1024):
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            r["sockets"].append(fd)
+    except OSError:
+        pass
+try:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect("\0upck-left-by-a")
+    r["seen"].append("abstract socket")
+except OSError:
+    pass
+r["proc"] = os.listdir("/proc")
+for target in ("/tmp", "/proc", "/scratch"):
+    if libc.umount2(target.encode(), 2) == 0:
+        r["undone"].append("umount " + target)
+if libc.mount(b"proc", b"/proc", b"proc", 0, None) == 0:
+    r["undone"].append("mount proc")
+if libc.unshare(0x10000000 | 0x00020000) == 0:  # a user and mount namespace of its own: caps there, but
+    for target in ("/tmp", "/proc"):             # the inherited mounts are locked
+        if libc.umount2(target.encode(), 2) == 0:
+            r["undone"].append("nested umount " + target)
+r["as_limit"] = resource.getrlimit(resource.RLIMIT_AS)[0]
+r["pid"] = os.getpid()
+raise RuntimeError(json.dumps(r))
+'''
+
+
+@needs_sandbox
+def test_workers_of_one_zygote_see_nothing_of_each_other_and_cannot_undo_their_walls():
+    limits = sandbox.Limits()
+    assert grader.start_zygote([], limits).ready(), grader.ZYGOTE.why
+    first = grader.Session(grader.Submission([[0, LEAVE_TRACES]], Path("/nonexistent"), 0, limits, False, []),
+                           time.monotonic() + 120)
+    try:
+        assert first.worker_or_none() is not None and not first.cell_errors, (first.dead, first.cell_errors)
+        found = _run_in_zygote_worker(LOOK_AROUND, 120)  # while the first still runs, listening
+        assert first.worker.running()
+    finally:
+        first.close()
+        grader.stop_zygote()
+    assert found["seen"] == [] and found["undone"] == [], found
+    assert found["proc"] == [] and found["sockets"] == [], found  # no /proc; not the zygote's control socket
+    assert found["as_limit"] == limits.memory_mb * 2**20 and found["pid"] == 2, found
+
+
 # --------------------------------------------------------------------------
 # The grader alone (policy off): what the runtime design holds by itself
 
@@ -200,16 +316,24 @@ def _cells(aid: str, sources: dict) -> list:
             if c.cell_type == "code" and not nbs.nbgrader_meta(c).get("grade")]
 
 
-def _grade(tmp_path, aid, sources, name="s", **limits):
+def _grade(tmp_path, aid, sources, name="s", zygote=True, **limits):
+    """Grade one submission with the grader alone. ``zygote``: its workers forked by a zygote, as `make grade`
+    does; else each in a sandbox of its own (what `make grade` falls back to)."""
     parts = graded_parts(solution_path(aid))
     modules = sorted({grader.check_module(p.check) for part in parts for p in part.probes})
     lim = sandbox.Limits(**{"wall_seconds": 240, "cell_seconds": 20, **limits})
     sub = grader.Submission(_cells(aid, sources), tmp_path / "work" / name, sandbox.uid_for(name), lim, False, modules)
+    if zygote:
+        assert grader.start_zygote(modules, lim).ready(), grader.ZYGOTE.why
     try:
         results, errors, _ = grader.grade_submission(sub, parts, b"offering-secret", None, lim.part_seconds or 30)
     finally:
         grader.BASELINES.close()
+        grader.stop_zygote()
     return sum(p for p, _ in results.values()), results
+
+
+both_ways = pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "own-sandbox"])
 
 
 FRAME_ATTACKS = {
@@ -225,10 +349,11 @@ FRAME_ATTACKS = {
 
 
 @needs_sandbox
+@both_ways
 @pytest.mark.parametrize("attack", list(FRAME_ATTACKS))
-def test_frames_forged_by_the_submission_earn_nothing(tmp_path, attack):
+def test_frames_forged_by_the_submission_earn_nothing(tmp_path, attack, zygote):
     score, results = _grade(tmp_path, CH01, {**BOB, "conv2d": BOB["conv2d"] + "\n" + FRAME_ATTACKS[attack]},
-                            part_seconds=10)
+                            zygote=zygote, part_seconds=10)
     assert score <= HONEST_WRONG_CH01, results
 
 
@@ -241,38 +366,42 @@ LINKS = ("import os\nfor name, target in [('done.json', '/etc/passwd'), ('probe0
 
 @needs_sandbox
 def test_links_and_result_files_planted_in_the_scratch_folder_are_never_read_or_followed(tmp_path):
+    """(Workers in sandboxes of their own: a zygote's workers have no scratch folder outside their sandbox.)"""
     bait = tmp_path / "state" / "stamps" / "victim.json"
     bait.parent.mkdir(parents=True)
     bait.write_text('{"victim": 10}')
     (tmp_path / "work" / "other").mkdir(parents=True)
     (tmp_path / "work" / "other" / "probe0.pt").write_text("other student's")
     before = {p: p.read_bytes() for p in (bait, tmp_path / "work" / "other" / "probe0.pt")}
-    score, results = _grade(tmp_path, CH01, {**BOB, "conv2d": BOB["conv2d"] + "\n" + LINKS}, name="linker")
+    score, results = _grade(tmp_path, CH01, {**BOB, "conv2d": BOB["conv2d"] + "\n" + LINKS}, name="linker",
+                            zygote=False)
     assert score == HONEST_WRONG_CH01, results
     assert {p: p.read_bytes() for p in before} == before
     # a second run (a regrade) clears the scratch folder without following a link out of it
-    score, _ = _grade(tmp_path, CH01, {**BOB, "conv2d": BOB["conv2d"] + "\n" + LINKS}, name="linker")
+    score, _ = _grade(tmp_path, CH01, {**BOB, "conv2d": BOB["conv2d"] + "\n" + LINKS}, name="linker", zygote=False)
     assert score == HONEST_WRONG_CH01 and {p: p.read_bytes() for p in before} == before
 
 
 @needs_sandbox
+@both_ways
 @pytest.mark.parametrize("how", ["exit", "segfault"])
-def test_a_submission_that_ends_its_process_gets_no_result_and_the_reason(tmp_path, how):
+def test_a_submission_that_ends_its_process_gets_no_result_and_the_reason(tmp_path, how, zygote):
     line = "import os\nos._exit(0)\n" if how == "exit" else "import ctypes\nctypes.string_at(0)\n"
-    score, results = _grade(tmp_path, CH01, {**A1, "conv2d": line + A1["conv2d"]})
+    score, results = _grade(tmp_path, CH01, {**A1, "conv2d": line + A1["conv2d"]}, zygote=zygote)
     assert score == 0
     messages = " ".join(m for _, m in results.values())
     assert "no result came back" in messages and "ended with status" in messages, messages
 
 
 @needs_sandbox
-def test_a_part_past_its_time_limit_is_stopped_by_the_grader_and_the_rest_still_graded(tmp_path):
+@both_ways
+def test_a_part_past_its_time_limit_is_stopped_by_the_grader_and_the_rest_still_graded(tmp_path, zygote):
     # loops for an int size (the part's own cases), not for the (H, W) pairs conv2d passes it
     looping = (A1["conv2d_output_size"].replace("def conv2d_output_size(", "def _size(", 1)
                + "\n\ndef conv2d_output_size(size, *args, **kwargs):\n    while isinstance(size, int):\n        pass\n"
                "    return _size(size, *args, **kwargs)\n")
     loop = {**A1, "conv2d_output_size": looping}
-    score, results = _grade(tmp_path, CH01, loop, part_seconds=5)
+    score, results = _grade(tmp_path, CH01, loop, zygote=zygote, part_seconds=5)
     assert results["test_conv2d_output_size"][0] == 0 and "timed out" in results["test_conv2d_output_size"][1]
     assert score == 8  # the three conv2d parts, in a fresh worker
 

@@ -82,9 +82,11 @@ def size_with_bug(bug: str | None, returns: str = "int"):
         axes = [_pair(v) for v in (size, kernel_size, stride, padding, dilation)]
         out = []
         for i, k, s, p, d in zip(*axes):
-            if s < 1 or p < 0 or d < 1 or i + 2 * p < d * (k - 1) + 1:
+            # range slips: an exact fit rejected (<= for <), a kernel size never checked
+            fits = i + 2 * p <= d * (k - 1) + 1 if bug == "range_fit_rejected" else i + 2 * p < d * (k - 1) + 1
+            if s < 1 or p < 0 or d < 1 or fits or (k < 1 and bug != "range_kernel_unchecked"):
                 raise ValueError("invalid")
-            if bug is None:
+            if bug is None or bug.startswith("range_"):
                 o = (i + 2 * p - d * (k - 1) - 1) // s + 1
             else:
                 o = SIZE_BUGS[bug](i, k, s, p, d)
@@ -175,7 +177,7 @@ def resize_with_bug(mode: str, bug: str | None):
 def bed_of_nails_with_bug(bug: str | None):
     def bed_of_nails(input, stride):
         sh, sw = _pair(stride)
-        if input.dim() != 4 or min(sh, sw) < 1:
+        if input.dim() != 4 or (sh < 1 if bug == "range_height_only" else min(sh, sw) < 1):
             raise ValueError("bad arguments")
         if bug == "stride_swapped":
             sh, sw = sw, sh
@@ -200,7 +202,8 @@ def max_pool_with_bug(bug: str | None):
     def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0):
         (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
         sh, sw = _pair(stride if stride is not None else (1 if bug == "stride_one" else kernel_size))
-        if input.dim() != 4 or ph > kh // 2 or pw > kw // 2:
+        too_much = (ph >= kh // 2 or pw >= kw // 2) if bug == "range_half_rejected" else (ph > kh // 2 or pw > kw // 2)
+        if input.dim() != 4 or too_much or min(sh, sw) < 1 or min(ph, pw) < 0:
             raise ValueError("bad arguments")
         N, C, H, W = input.shape
         Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1

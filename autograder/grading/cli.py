@@ -13,7 +13,8 @@ plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it pri
     OUT/course/                          the nbgrader course: gradebook.db (formgrader), submitted/, autograded/
                                          (no hidden test source: its tests are the visible ones)
     OUT/state/                           the grader's own state: this offering's secret, one stamp per student
-    OUT/work/<student>/                  the student's scratch folder (the one place its sandbox may write)
+    OUT/work/<student>/                  the student's scratch folder, only where its worker is a sandbox of its
+                                         own (a worker forked by the zygote writes to a private tmpfs)
 
 The pipeline, in order (each step needs the one before):
 
@@ -24,7 +25,8 @@ The pipeline, in order (each step needs the one before):
    executing anything*, for the submissions that changed: it restores locked and test cells;
 4. review each notebook's source statically (the policy): parts whose code could undo the sandbox's own
    rule-keeping score 0 and are marked for a manual grade;
-5. grade each changed submission (parallel): its cells run in a sandboxed worker, then the grader sends each
+5. grade each changed submission (parallel): its cells run in a sandboxed worker (forked by the run's zygote,
+   which loads torch once: :mod:`autograder.grading.zygote`), then the grader sends each
    part's inputs over a pipe and judges the outputs itself (:mod:`autograder.grading.grader`); the result
    is stamped in OUT/state at once;
 6. merge: the gradebook, grades.csv and the feedback pages are rebuilt from every stamp of the offering, so
@@ -663,12 +665,26 @@ def main(argv=None) -> int:
     (out / "state").mkdir(exist_ok=True, mode=0o700)
     nb_run = NbgraderRun(aid, out)  # nbgrader's course set-up starts now, alongside everything below
     from . import grader
-    from .spec import graded_parts
+
+    try:
+        return _grade(args, aid, submissions, out, due, unsafe, nb_run)
+    finally:
+        grader.stop_zygote()
+
+
+def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_run: NbgraderRun) -> int:
+    from . import grader
+    from .spec import check_module, graded_parts
+
     # 2. intake
     root, items = expand(submissions, out)
     found, scanned = intake.scan(root, aid, due=due)
     items += scanned
     parts = graded_parts(REPO / "solutions" / aid / f"{aid}.ipynb")
+    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
+                            part_seconds=args.part_timeout)
+    if not unsafe:  # torch loads once, in the zygote's sandbox, while the intake goes on
+        grader.start_zygote(sorted({check_module(probe.check) for p in parts for probe in p.probes}), limits)
     wanted = own_ids(aid)  # the nbgrader cells that make a notebook this assignment's
     students, raw, keys = [], {}, {}
     for f in found:
@@ -728,8 +744,6 @@ def main(argv=None) -> int:
     submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []
     # nbgrader's autograde runs alongside the grading: the workers do not wait for it
     nb_run.autograde([s.id for s, _ in runnable], len(runnable) == len(submitted))
-    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
-                            part_seconds=args.part_timeout)
     release = release_notebook(aid)
     from tqdm import tqdm
 

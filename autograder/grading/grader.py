@@ -15,8 +15,11 @@ This process never runs student code. It believes only what it computes itself:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import select
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import policy, sandbox
+from . import zygote as zygote_codes
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 from .spec import CaseCheck, GradedPart, check_module, graded_checks
 
@@ -74,68 +78,222 @@ class Gate:
 GATE = Gate()
 
 
-class WorkerProcess:
-    """One sandboxed worker and the grader's end of its channel."""
+class ZygoteUnavailable(RuntimeError):
+    """The zygote did not start or stopped answering: workers start as sandboxes of their own instead."""
 
-    def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=()):
-        sandbox.prepare_scratch(scratch, uid)
-        argv = [sys.executable, "-I", "-m", "autograder.grading.worker", *preload]
+
+class Zygote:
+    """The grader's end of the zygote (:mod:`autograder.grading.zygote`): one sandbox that loaded torch and the
+    checks once and forks an isolated worker per request. Requests from the grading threads take turns."""
+
+    def __init__(self, preload, limits: sandbox.Limits):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-I", "-m", "autograder.grading.zygote", str(theirs.fileno()), *preload]
         self._stderr = tempfile.TemporaryFile()
-        if unsafe:
-            cmd, env, cwd = sandbox.unsafe_command(argv, limits, uid), sandbox.environment(str(scratch)), scratch
+        self.proc = subprocess.Popen(sandbox.zygote_command(argv, limits), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self._stderr, env={"PATH": "/usr/bin:/bin"},
+                                     pass_fds=(theirs.fileno(),), start_new_session=True)
+        theirs.close()
+        self.sock, self.limits = ours, limits
+        self._lock = threading.Lock()
+        self._ready: bool | None = None
+        self.why = ""
+
+    def _receive(self, seconds: float) -> dict:
+        if not select.select([self.sock], [], [], seconds)[0]:
+            raise ZygoteUnavailable(f"the zygote did not answer within {seconds:g} s")
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ZygoteUnavailable(f"the zygote ended: {self._tail()}")
+        return json.loads(data)
+
+    def _tail(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read(4000).decode(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else f"status {self.proc.poll()}"
+
+    def ready(self, seconds: float = 120) -> bool:
+        """Has it loaded torch and the checks (waits for that once)? False, with ``why``, if it never will."""
+        with self._lock:
+            if self._ready is None:
+                try:
+                    msg = self._receive(seconds)
+                    self._ready = msg.get("op") == "ready"
+                    self.why = "" if self._ready else str(msg.get("why"))
+                except (ZygoteUnavailable, OSError, ValueError) as e:
+                    self._ready, self.why = False, str(e)
+            return self._ready
+
+    def request(self, msg: dict, fds=(), seconds: float = 30) -> dict:
+        if not self.ready():
+            raise ZygoteUnavailable(self.why)
+        with self._lock:
+            try:
+                socket.send_fds(self.sock, [json.dumps(msg).encode()], list(fds))
+                return self._receive(seconds)
+            except (OSError, ValueError) as e:
+                raise ZygoteUnavailable(f"the zygote's channel broke: {e}") from e
+
+    def spawn(self, fds) -> int:
+        reply = self.request({"op": "spawn", "limits": sandbox.worker_limits(self.limits)}, fds)
+        if reply.get("op") != "spawned" or type(reply.get("pid")) is not int:
+            raise ZygoteUnavailable(f"the zygote did not start a worker: {reply}")
+        return reply["pid"]
+
+    def kill(self, pid: int) -> None:
+        self.request({"op": "kill", "pid": pid})
+
+    def status(self, pid: int, seconds: float) -> int | None:
+        """The worker's return code (negative: the signal that ended it), or None while it still runs."""
+        end = time.monotonic() + seconds
+        while True:
+            code = self.request({"op": "status", "pid": pid}).get("code")
+            if code is not None or time.monotonic() > end:
+                return None if code is None else zygote_codes.decode(int(code))
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+#: The zygote of the current grading run (:func:`start_zygote`), or None: each worker its own sandbox.
+ZYGOTE: Zygote | None = None
+
+
+def start_zygote(preload, limits: sandbox.Limits) -> Zygote:
+    """Start this run's zygote (it loads torch while the run goes on); workers come from it from now on."""
+    global ZYGOTE
+    ZYGOTE = Zygote(preload, limits)
+    return ZYGOTE
+
+
+def stop_zygote() -> None:
+    global ZYGOTE
+    if ZYGOTE is not None:
+        ZYGOTE.close()
+    ZYGOTE = None
+
+
+class WorkerProcess:
+    """One sandboxed worker and the grader's end of its channel: forked by the run's zygote when there is one,
+    else a sandbox (or, with --unsafe-no-sandbox, a process) of its own."""
+
+    def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=(),
+                 zygote: Zygote | None = None):
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = self.pid = None
+        self.zygote = zygote if zygote is not None and not unsafe and zygote.ready() else None
+        if self.zygote is not None:
+            to_worker, self._in = os.pipe()
+            self._out, from_worker = os.pipe()
+            try:
+                self.pid = self.zygote.spawn([to_worker, from_worker, self._stderr.fileno()])
+            except ZygoteUnavailable:
+                os.close(self._in)
+                os.close(self._out)
+                raise
+            finally:
+                os.close(to_worker)
+                os.close(from_worker)
         else:
-            cmd, env, cwd = sandbox.bwrap_command(argv, str(scratch), limits, uid), {"PATH": "/usr/bin:/bin"}, None
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     env=env, cwd=cwd, start_new_session=True)
-        os.set_blocking(self.proc.stdin.fileno(), False)
-        self.reader = FrameReader(self.proc.stdout.fileno(), REPLY_HEADER_LIMIT, REPLY_PAYLOAD_LIMIT)
+            sandbox.prepare_scratch(scratch, uid)
+            argv = [sys.executable, "-I", "-m", "autograder.grading.worker", *preload]
+            if unsafe:
+                cmd, env, cwd = sandbox.unsafe_command(argv, limits, uid), sandbox.environment(str(scratch)), scratch
+            else:
+                cmd, env, cwd = sandbox.bwrap_command(argv, str(scratch), limits, uid), {"PATH": "/usr/bin:/bin"}, None
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                         env=env, cwd=cwd, start_new_session=True)
+            self._in, self._out = os.dup(self.proc.stdin.fileno()), os.dup(self.proc.stdout.fileno())
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+        os.set_blocking(self._in, False)
+        self.reader = FrameReader(self._out, REPLY_HEADER_LIMIT, REPLY_PAYLOAD_LIMIT)
+        self._closed = False
 
     def ask(self, msg: dict, deadline: float, expect: str):
-        write_frame(self.proc.stdin.fileno(), msg, deadline)
+        write_frame(self._in, msg, deadline)
         reply = self.reader.read(deadline)
         if type(reply) is not dict or reply.get("op") != expect:
             raise ProtocolError(f"expected a {expect!r} frame")
         return reply
 
     def send(self, msg: dict, deadline: float) -> None:
-        write_frame(self.proc.stdin.fileno(), msg, deadline)
+        write_frame(self._in, msg, deadline)
+
+    def running(self) -> bool:
+        if self.zygote is not None:
+            try:
+                return not self._closed and self.zygote.status(self.pid, 0) is None
+            except ZygoteUnavailable:
+                return False
+        return self.proc.poll() is None
+
+    def _wait(self, seconds: float) -> int | None:
+        if self.zygote is not None:
+            try:
+                return self.zygote.status(self.pid, seconds)
+            except ZygoteUnavailable:
+                return None
+        try:
+            return self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            if self.zygote is not None:
+                self.zygote.kill(self.pid)  # its namespaces die with it
+            else:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ZygoteUnavailable):
             pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
+        self._wait(10)
+        if not self._closed:
+            self._closed = True
+            for fd in (self._in, self._out):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         try:
             self.send({"op": "bye"}, time.monotonic() + 2)
-            self.proc.wait(timeout=5)
-        except (ChannelClosed, ChannelTimeout, subprocess.TimeoutExpired, OSError, ValueError):
+            self._wait(5)
+        except (ChannelClosed, ChannelTimeout, OSError, ValueError):
             pass
         self.kill()
 
     def ended(self) -> str:
         """Why the worker's channel closed: its exit status, and the sandbox's own message if any."""
-        try:
-            status = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        status = self._wait(5)
+        if status is None:
             self.kill()
-            status = self.proc.returncode
+            status = self._wait(1)
         self._stderr.seek(0)
         tail = self._stderr.read(2000).decode(errors="replace").strip()
         note = f"the process ended with status {status}"
         if status is not None and status < 0:
             note += f" ({signal.Signals(-status).name})"
         return note + (f" — {tail.splitlines()[-1][:200]}" if tail else "")
+
+
+def spawn_worker(scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=()) -> WorkerProcess:
+    """A worker from the run's zygote; a sandbox of its own if there is none, or it no longer answers."""
+    if ZYGOTE is not None and not unsafe:
+        try:
+            return WorkerProcess(scratch, uid, limits, unsafe, preload, zygote=ZYGOTE)
+        except ZygoteUnavailable:
+            pass
+    return WorkerProcess(scratch, uid, limits, unsafe, preload)
 
 
 @dataclass
@@ -167,7 +325,7 @@ class Session:
             self._spare = self._spawn()
 
     def _spawn(self) -> WorkerProcess:
-        return WorkerProcess(self.sub.scratch, self.sub.uid, self.sub.limits, self.sub.unsafe, self.sub.preload)
+        return spawn_worker(self.sub.scratch, self.sub.uid, self.sub.limits, self.sub.unsafe, self.sub.preload)
 
     def _start(self) -> WorkerProcess | None:
         if self.dead:
@@ -296,10 +454,10 @@ class Baselines:
     def get(self, check, sub: Submission, deadline: float) -> WorkerProcess:
         with self._lock:
             w = self._workers.get(check.check)
-            if w is not None and w.proc.poll() is None:
+            if w is not None and w.running():
                 return w
             scratch = sub.scratch.parent / f".baseline-{check.check}"
-            w = WorkerProcess(scratch, sandbox.uid_for("baseline"), sub.limits, sub.unsafe)
+            w = spawn_worker(scratch, sandbox.uid_for("baseline"), sub.limits, sub.unsafe)
             with GATE.shared():
                 w.send({"op": "cells", "cells": [[0, check.baseline_source]], "cell_timeout": 60}, deadline)
                 if w.reader.read(deadline).get("op") != "ready":
@@ -411,6 +569,9 @@ def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpos
     """For ``make bench``: the grader-side measurement of a function defined by trusted ``source``."""
     check = graded_checks()[check_name]
     options = dict(options or {"seed": 0})
+    own = ZYGOTE is None and not unsafe  # workers as `make grade` starts them
+    if own:
+        start_zygote([check_module(check_name)], sandbox.Limits())
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
         sub = Submission([[0, source]], Path(tmp) / "s", sandbox.uid_for("bench"), sandbox.Limits(), unsafe, [])
         session = Session(sub, time.monotonic() + 600)
@@ -419,6 +580,8 @@ def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpos
         finally:
             session.close()
             BASELINES.close()
+            if own:
+                stop_zygote()
     if record is None:
         raise RuntimeError(why)
     return {"ratio": statistics.median(a / b for a, b in zip(record["mine"], record["torch"])),

@@ -37,6 +37,7 @@ PACKAGE = Path(autograder.__file__).resolve().parent
 SCRATCH = "/scratch"
 NOBODY = 65534
 FIRST_UID = 200000  # one unused uid per sandbox: process limits then count per submission
+ZYGOTE_UID = FIRST_UID - 1  # the zygote's; its workers each have a user namespace of their own
 
 #: The system, read-only: programs and shared libraries. (Symbolic links such as a merged /usr's /bin -> usr/bin
 #: are recreated as links.)
@@ -91,7 +92,10 @@ def _drop(uid: int) -> list[str]:
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if os.geteuid() == 0 else []
 
 
-def bwrap_command(argv: list[str], scratch: str, limits: Limits, uid: int = NOBODY) -> list[str]:
+def bwrap_command(argv: list[str], scratch: str | None, limits: Limits, uid: int = NOBODY) -> list[str]:
+    """The sandbox for one submission's worker, its scratch folder bound at /scratch. Without a scratch folder
+    (``None``): the zygote's sandbox (:mod:`autograder.grading.zygote`), with an empty /scratch and a read-only
+    /tmp, where each forked worker mounts private ones of its own."""
     box = ["bwrap", "--clearenv"]
     for key, value in environment().items():
         box += ["--setenv", key, value]
@@ -115,10 +119,30 @@ def bwrap_command(argv: list[str], scratch: str, limits: Limits, uid: int = NOBO
                 box += ["--perms", "0755", "--dir", p]
                 made.add(p)
         box += ["--ro-bind", path, path]
-    box += ["--bind", scratch, SCRATCH, "--chdir", SCRATCH,
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+    if scratch is None:
+        box += ["--remount-ro", "/tmp", "--perms", "0755", "--dir", SCRATCH, "--chdir", "/"]
+    else:
+        box += ["--bind", scratch, SCRATCH, "--chdir", SCRATCH]
+    box += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--"]
     return box + _limits(limits) + _drop(uid) + argv
+
+
+def zygote_command(argv: list[str], limits: Limits) -> list[str]:
+    """The zygote's sandbox: the allowlist without a scratch folder; only the address-space limit of its own (the
+    process limit stays the grader's: each worker sets the submission's limits for itself, and its processes
+    count in a user namespace of its own)."""
+    box = bwrap_command(argv, None, limits, ZYGOTE_UID)
+    cut = box.index("prlimit")
+    return box[:cut] + ["prlimit", f"--as={limits.memory_mb * 2**20}", "--"] + \
+        box[box.index("--", cut + 1) + 1:]
+
+
+def worker_limits(limits: Limits) -> dict:
+    """What a forked worker sets for itself (:mod:`autograder.grading.zygote`): the same as ``prlimit`` here,
+    and the size of its private /tmp, /scratch and /dev/shm."""
+    return {"as": limits.memory_mb * 2**20, "cpu": limits.cpu_seconds, "nproc": limits.processes,
+            "fsize": limits.file_mb * 2**20, "tmpfs_mb": 4 * limits.file_mb}
 
 
 def unsafe_command(argv: list[str], limits: Limits, uid: int = NOBODY) -> list[str]:

@@ -104,7 +104,9 @@ class Worker:
         return {"op": "output", "value": value}
 
 
-def main() -> None:
+def main(preloaded: bool = False) -> None:
+    """Serve the grader on descriptors 0 and 1. ``preloaded``: forked by the zygote, which loaded torch and the
+    checks already (:mod:`autograder.grading.zygote`)."""
     from .protocol import FrameReader, write_frame
 
     # The channel moves to private descriptors; 0, 1 and 2 go nowhere, so printing costs nothing.
@@ -116,14 +118,15 @@ def main() -> None:
     reader = FrameReader(chan_in)
     # torch and the checks' chapter modules (named by the grader on the command line) load first, before any
     # submission code is known: the grader can start this process while nbgrader still prepares the notebook.
-    import importlib
+    if not preloaded:
+        import importlib
 
-    import torch
+        import torch
 
-    torch.set_num_threads(1)  # one thread: students are graded in parallel instead, and timed alike
-    for module in sys.argv[1:]:
-        if module.isidentifier():
-            importlib.import_module(f"autograder.{module}")
+        torch.set_num_threads(1)  # one thread: students are graded in parallel instead, and timed alike
+        for module in sys.argv[1:]:
+            if module.isidentifier():
+                importlib.import_module(f"autograder.{module}")
 
     def reply(value):
         try:
