@@ -3,7 +3,8 @@
 #   make book-student  the student edition, without any instructor material, into _build/student/_build/html/
 #   make linkcheck     check the book's links (LINKCHECK_EXTERNAL=1 also checks other sites; needs the internet)
 #   make test     run the whole test suite
-#   make release  regenerate notebooks/ from solutions/ with nbgrader
+#   make release  regenerate what follows from solutions/ and the TOC: notebooks/ (nbgrader), the Colab
+#                 install cells and the README's table of exercises
 #   make lab      open JupyterLab on the student notebooks
 #   make check    your progress through the course: visible checks of notebooks/
 #   make grade    grade a class: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder>
@@ -66,6 +67,7 @@ test: $(STAMP) $(MATHJAX)
 
 release: $(STAMP)
 	@mkdir -p .grading
+	@$(BIN)/python -m autograder.colab
 	@for aid in $(ASSIGNMENTS); do \
 	  $(BIN)/nbgrader generate_assignment "$$aid" --force --log-level=WARN || exit 1; \
 	done

@@ -152,6 +152,8 @@ class Case:
     seed: int = 0
     label: str = ""
     dtypes: tuple = (torch.float64,)
+    #: arguments torch rejects: the learner's function must raise too (an ``invalid arguments`` case)
+    invalid: bool = False
     #: (args, kwargs) -> (args, kwargs), run after the tensors are drawn: for
     #: arguments derived from others (max_unpool2d's indices come from a pooling).
     prepare: Callable | None = None

@@ -17,30 +17,32 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .notebooks import load_functions
 from .timing import paired
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO, release_notebook, solution_notebook
 
 
 @functools.lru_cache(maxsize=None)
 def solution(aid: str) -> dict:
     """The instructor's functions of an assignment (its solution notebook's cells, run once per process)."""
-    return load_functions(REPO / "solutions" / aid / f"{aid}.ipynb")
+    return load_functions(solution_notebook(aid))
 
 
 def bench_checks(runs):
-    """Latency of every visible check a learner runs (each part), against torch computing the same cases bare."""
-    from .registry import ENTRIES
+    """Latency of every visible check a learner runs (each part), against torch computing the same cases bare:
+    every case check of the registry, on the solution of each assignment that uses it."""
+    from .contract import CaseCheck
+    from .registry import kernels
 
     rows = []
-    for e in ENTRIES:
-        fn, check, make_cases = solution(e.aid)[e.function], e.load("check"), e.load("cases")
-        reference = e.load("exercise").reference
-        for part in e.parts:
-            cases = make_cases(part)
+    for aid, symbol, check in kernels():
+        if not isinstance(check, CaseCheck):
+            continue
+        fn, visible, reference = solution(aid)[symbol], check.visible(), check.exercise.reference
+        for part in check.parts:
+            cases = check.cases(part, "visible", None)
 
             def baseline(cases=cases):
                 for case in cases:
@@ -51,8 +53,8 @@ def bench_checks(runs):
                         pass
 
             kwargs = {} if part == "all" else {"part": part}
-            a, b, r = paired(lambda kw=kwargs: check(fn, quiet=True, **kw), baseline, runs)
-            label = e.function if part == "all" else f"{e.function} part={part}"
+            a, b, r = paired(lambda kw=kwargs: visible(fn, quiet=True, **kw), baseline, runs)
+            label = f"{symbol} [{aid[:4]}]" + ("" if part == "all" else f" part={part}")
             rows.append((f"visible check: {label} ({len(cases)} cases)", a, "torch on the same cases", b, r))
     return rows
 
@@ -91,44 +93,21 @@ def bench_cold_start(runs):
 
 
 def _kernel_cases(device):
-    """(label, the solution's call, torch's call) for each kernel of the course, at stated shapes."""
-    sols = {aid: solution(aid) for aid in (
-        "ch01_cnn_size", "ch02_nearest", "ch03_bed_of_nails", "ch04_bilinear", "ch05_max_unpooling",
-        "ch06_transposed_conv", "ch07_checkerboard", "ch09_making_it_fast")}
-    g = torch.Generator().manual_seed(0)
+    """(label, the solution's call, torch's label, torch's call) for each kernel of the course that its check
+    gives a benchmark shape (:class:`~autograder.contract.BenchShape`), on each assignment's solution."""
+    from .contract import CaseCheck
+    from .registry import kernels
 
-    def t(*shape):
-        return torch.randn(*shape, generator=g).to(device)
-
-    x, w, b = t(8, 16, 32, 32), t(32, 16, 3, 3), t(32)
-    sub = t(8, 64, 32, 32)
-    img = t(8, 16, 32, 32)
-    pooled, idx = F.max_pool2d(img, 2, return_indices=True)
-    wT = t(16, 32, 4, 4)
-    one_hot = torch.zeros(16, 1, 1, 1, device=device) + 1
-    return [
-        ("conv2d (8,16,32,32)*(32,16,3,3) p1", lambda: sols["ch01_cnn_size"]["conv2d"](x, w, b, padding=1),
-         "F.conv2d", lambda: F.conv2d(x, w, b, padding=1)),
-        ("upsample_nearest (8,16,32,32) x2", lambda: sols["ch02_nearest"]["upsample_nearest"](img, scale_factor=2),
-         "F.interpolate nearest", lambda: F.interpolate(img, scale_factor=2, mode="nearest")),
-        ("bed_of_nails (8,16,32,32) s2", lambda: sols["ch03_bed_of_nails"]["bed_of_nails"](img, 2),
-         "1x1 one-hot conv_transpose2d", lambda: F.conv_transpose2d(img, one_hot, stride=2, output_padding=1,
-                                                                     groups=16)),
-        ("upsample_bilinear (8,16,32,32) x2", lambda: sols["ch04_bilinear"]["upsample_bilinear"](img, scale_factor=2),
-         "F.interpolate bilinear", lambda: F.interpolate(img, scale_factor=2, mode="bilinear")),
-        ("max_pool2d_with_indices (8,16,32,32) k2", lambda: sols["ch05_max_unpooling"]["max_pool2d_with_indices"](img, 2),
-         "F.max_pool2d", lambda: F.max_pool2d(img, 2, return_indices=True)),
-        ("max_unpool2d (8,16,16,16) k2", lambda: sols["ch05_max_unpooling"]["max_unpool2d"](pooled, idx, 2),
-         "F.max_unpool2d", lambda: F.max_unpool2d(pooled, idx, 2)),
-        ("conv_transpose2d ch6 (8,16,32,32)*(16,32,4,4) s2p1",
-         lambda: sols["ch06_transposed_conv"]["conv_transpose2d"](img, wT, None, 2, 1),
-         "F.conv_transpose2d", lambda: F.conv_transpose2d(img, wT, None, 2, 1)),
-        ("conv_transpose2d ch9 (8,16,32,32)*(16,32,4,4) s2p1",
-         lambda: sols["ch09_making_it_fast"]["conv_transpose2d"](img, wT, None, 2, 1),
-         "F.conv_transpose2d", lambda: F.conv_transpose2d(img, wT, None, 2, 1)),
-        ("pixel_shuffle (8,64,32,32) r2", lambda: sols["ch07_checkerboard"]["pixel_shuffle"](sub, 2),
-         "F.pixel_shuffle", lambda: F.pixel_shuffle(sub, 2)),
-    ]
+    found = []
+    for aid, symbol, check in kernels():
+        shape = check.bench if isinstance(check, CaseCheck) else None
+        if shape is None:
+            continue
+        args, kwargs = shape.inputs(device)
+        mine = solution(aid)[symbol]
+        found.append((f"{symbol} [{aid[:4]}] {shape.label}", lambda m=mine, a=args, k=kwargs: m(*a, **k),
+                      shape.baseline, lambda t=shape.torch_call, a=args, k=kwargs: t(*a, **k)))
+    return found
 
 
 def bench_kernels(runs, device="cpu"):
@@ -179,6 +158,19 @@ def bench_book():
              clean, reread / clean)]
 
 
+def grading_classes() -> dict[str, int]:
+    """The classes the grading benchmark grades: each assignment one of whose checks asks for one
+    (``GradedCheck.bench_class``), of the largest size asked."""
+    from .registry import checks, uses
+
+    sizes: dict[str, int] = {}
+    for u in uses():
+        size = checks()[u.check].bench_class
+        if size:
+            sizes[u.aid] = max(size, sizes.get(u.aid, 0))
+    return sizes
+
+
 def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     """Grading throughput: this project's pipeline (sandboxed, parallel) vs plain serial `nbgrader autograde`,
     on a class of ``n`` submissions (correct, honestly wrong where the chapter has a known slip, and empty)."""
@@ -194,8 +186,8 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     from .grading.cli import nbgrader, setup_course
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
-    release = nbs.read(REPO / "notebooks" / aid / f"{aid}.ipynb")
-    answers = {g: src for _, g, src in nbs.solution_cells(nbs.read(REPO / "solutions" / aid / f"{aid}.ipynb"))}
+    release = nbs.read(release_notebook(aid))
+    answers = {g: src for _, g, src in nbs.solution_cells(nbs.read(solution_notebook(aid)))}
     fills = [answers, {}]
     if "conv_transpose2d" in answers and "out = out + bias.reshape(1, C_out, 1, 1)" in answers["conv_transpose2d"]:
         fills.insert(1, {**answers, "conv_transpose2d": answers["conv_transpose2d"].replace(
@@ -214,6 +206,15 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     subprocess.run([sys.executable, "-m", "autograder.grading", aid, str(subs), str(tmp / "ours")], check=True,
                    capture_output=True, cwd=REPO)
     ours = time.perf_counter() - t0
+    # a fast run counts only if it graded right: the solution's submissions have full marks
+    import csv
+
+    with open(tmp / "ours" / "grades.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    wrong = [r["student_id"] for k, r in enumerate(sorted(rows, key=lambda r: r["student_id"]))
+             if fills[k % len(fills)] is answers and r["score"] != r["max_score"]]
+    if wrong:
+        raise RuntimeError(f"make grade did not give the solution full marks ({wrong}): no figure for {aid}")
     # where each submission's time went (stamped by the grader), and an unchanged re-run
     stamps = [json.loads(p.read_text()) for p in (tmp / "ours" / "state" / "stamps").glob("*.json")]
     sandbox_s = sum(st.get("seconds", {}).get("sandbox", 0) for st in stamps) / max(1, len(stamps))
@@ -305,10 +306,8 @@ def main(argv=None) -> int:
         print("CUDA not available — CPU figures only.")
     if not args.no_grading:
         rows += bench_speed_agreement()
-        rows += bench_grading(20, "ch06_transposed_conv")
-        rows += bench_grading(10, "ch05_max_unpooling")
-        rows += bench_grading(4, "ch09_making_it_fast")
-        rows += bench_grading(2, "ch08_encoder_decoder")
+        for aid, size in grading_classes().items():
+            rows += bench_grading(size, aid)
     if not args.no_book:
         rows += bench_book()
     w = max(len(r[0]) for r in rows)

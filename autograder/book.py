@@ -26,13 +26,16 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO
 EDITIONS = ("instructor", "student")
 INSTRUCTOR_PAGE = "book/instructors"
 
 
 def assignments(repo: Path = REPO) -> list[str]:
-    return sorted(p.name for p in (repo / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+    """The assignments of the checkout at ``repo`` (:func:`autograder.registry.assignments`)."""
+    from .registry import assignments as found
+
+    return found(repo / "solutions")
 
 
 def toc(edition: str, repo: Path = REPO) -> dict:
@@ -81,6 +84,12 @@ def pages(edition: str, repo: Path = REPO) -> list[str]:
     for part in t["parts"]:
         walk(part["chapters"])
     return out
+
+
+def chapter_pages(repo: Path = REPO) -> list[str]:
+    """The chapters' own pages (the TOC's "Chapters" part, not their exercise sections), in order."""
+    parts = toc("student", repo)["parts"]
+    return [c["file"] for part in parts if part.get("caption") == "Chapters" for c in part["chapters"]]
 
 
 def default_out(edition: str, repo: Path = REPO, builder: str = "html") -> Path:

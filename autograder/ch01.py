@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import conv_out, diagnose_conv_axis, pair  # noqa: F401 - pair is re-exported
-from ._core import case_generator, Case, Exercise, Mistake, T, check
+from .contract import BenchShape, CaseCheck, bench_inputs
+from ._core import case_generator, Case, Exercise, Mistake, T
 from ._rules import CONVOLUTION_OPS, Rule, warm_up
-from ._signature import check_signature
 
 warm_up()
 
@@ -64,7 +64,7 @@ def _size_features(case: Case) -> dict[str, bool]:
         "padding > 0": any(v > 0 for v in pair(kw.get("padding", 0))),
         "dilation > 1": any(v > 1 for v in pair(kw.get("dilation", 1))),
         "pair arguments": any(isinstance(v, tuple) for v in (*case.args, *kw.values())),
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -106,32 +106,30 @@ def size_cases(part: str = "all", suite: str = "visible", seed: int | None = Non
             continue  # invalid draws are added deliberately below
         cases.append(Case(names, (size, kernel), kw))
     cases += [
-        Case(names, (2, 3), label="invalid: kernel larger than the input"),
-        Case(names, (8, 3), {"stride": 0}, label="invalid: stride 0"),
-        Case(names, (8, 3), {"padding": -1}, label="invalid: negative padding"),
+        Case(names, (2, 3), label="invalid: kernel larger than the input", invalid=True),
+        Case(names, (8, 3), {"stride": 0}, label="invalid: stride 0", invalid=True),
+        Case(names, (8, 3), {"padding": -1}, label="invalid: negative padding", invalid=True),
     ]
     if suite == "hidden":
         cases += [
-            Case(names, ((5, 9), (5, 3)), {"stride": (2, 3)}, label="invalid-free: kernel equal to the input"),
+            Case(names, ((5, 9), (5, 3)), {"stride": (2, 3)}, label="edge: kernel equal to the input"),
             Case(names, ((3, 3), (3, 3)), {"padding": 1, "dilation": 2}),
-            Case(names, (4, 3), {"dilation": 0}, label="invalid: dilation 0"),
+            Case(names, (4, 3), {"dilation": 0}, label="invalid: dilation 0", invalid=True),
             # each end of every range, on both sides (an off-by-one range check shows)
-            Case(names, (4, 0), label="invalid: kernel_size 0"),
+            Case(names, (4, 0), label="invalid: kernel_size 0", invalid=True),
             Case(names, (4, 1), {"stride": 1, "dilation": 1}, label="edge: kernel 1, stride 1, dilation 1"),
             Case(names, (3, 7), {"padding": 2}, label="edge: the kernel exactly fills the padded input"),
-            Case(names, (2, 7), {"padding": 2}, label="invalid: the padded input one pixel short of the kernel"),
+            Case(names, (2, 7), {"padding": 2}, label="invalid: the padded input one pixel short of the kernel", invalid=True),
             Case(names, (5, 3), {"dilation": 2}, label="edge: the dilated kernel exactly fills the input"),
-            Case(names, (4, 3), {"dilation": 2}, label="invalid: the dilated kernel one pixel wider than the input"),
+            Case(names, (4, 3), {"dilation": 2}, label="invalid: the dilated kernel one pixel wider than the input", invalid=True),
             Case(names, (6, 3), {"padding": 0}, label="edge: padding 0"),
         ]
     return cases
 
 
-def check_conv2d_output_size(fn, suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with the output size torch's ``conv2d`` produces."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "conv2d_output_size", SIZE_SIGNATURE)
-    return check(SIZE_EXERCISE, fn, size_cases("all", suite, seed), quiet=quiet)
+CONV2D_OUTPUT_SIZE = CaseCheck("check_conv2d_output_size", "conv2d_output_size", SIZE_EXERCISE, size_cases, ("all",),
+                               SIZE_SIGNATURE, "Compare ``fn`` with the output size torch's ``conv2d`` produces.")
+check_conv2d_output_size = CONV2D_OUTPUT_SIZE.visible()
 
 
 # --------------------------------------------------------------------------
@@ -198,7 +196,7 @@ def _conv2d_features(case: Case) -> dict[str, bool]:
         "a non-square kernel": w.shape[-1] != w.shape[-2],
         "different height and width strides": s[0] != s[1],
         "a batch of more than one": x.shape[0] > 1,
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -323,14 +321,14 @@ def _invalid_cases(seed: int) -> list[Case]:
     x = T((1, 4, 5, 5))
     return [
         Case(_NAMES, (x, T((3, 4, 3, 3)), None), {"groups": 2}, seed=seed,
-             label="invalid: out channels not divisible by groups"),
+             label="invalid: out channels not divisible by groups", invalid=True),
         Case(_NAMES, (x, T((2, 3, 3, 3)), None), {}, seed=seed,
-             label="invalid: weight expects 3 input channels, input has 4"),
+             label="invalid: weight expects 3 input channels, input has 4", invalid=True),
         Case(_NAMES, (T((1, 1, 2, 2)), T((1, 1, 3, 3)), None), {}, seed=seed,
-             label="invalid: kernel larger than the padded input"),
+             label="invalid: kernel larger than the padded input", invalid=True),
         Case(_NAMES, (x, T((2, 4, 3, 3)), T((3,))), {}, seed=seed,
-             label="invalid: bias has 3 elements for 2 output channels"),
-        Case(_NAMES, (x, T((2, 4, 3, 3)), None), {"stride": 0}, seed=seed, label="invalid: stride 0"),
+             label="invalid: bias has 3 elements for 2 output channels", invalid=True),
+        Case(_NAMES, (x, T((2, 4, 3, 3)), None), {"stride": 0}, seed=seed, label="invalid: stride 0", invalid=True),
         # the other side of each edge above
         Case(_NAMES, (x, T((4, 2, 3, 3)), None), {"groups": 2}, seed=seed, label="edge: channels divisible by groups"),
         Case(_NAMES, (T((1, 1, 2, 2)), T((1, 1, 3, 3)), None), {"padding": 1}, seed=seed,
@@ -356,8 +354,10 @@ def conv2d_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
     return cases
 
 
-def check_conv2d(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with ``F.conv2d``; ``part`` picks basic / hyper / groups cases."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "conv2d", CONV2D_SIGNATURE)
-    return check(CONV2D_EXERCISE, fn, conv2d_cases(part, suite, seed), quiet=quiet)
+CONV2D = CaseCheck("check_conv2d", "conv2d", CONV2D_EXERCISE, conv2d_cases, ("basic", "hyper", "groups"),
+                   CONV2D_SIGNATURE,
+                   'Compare ``fn`` with ``F.conv2d``; ``part`` picks basic / hyper / groups cases.',
+                   bench=BenchShape("(8,16,32,32)*(32,16,3,3) p1", lambda dev: bench_inputs(dev, (8, 16, 32, 32), (32, 16, 3, 3), (32,), padding=1), "F.conv2d", F.conv2d))
+check_conv2d = CONV2D.visible()
+
+

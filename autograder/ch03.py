@@ -14,10 +14,10 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ._core import case_generator, Case, Exercise, Mistake, T, check
+from .contract import BenchShape, CaseCheck, bench_inputs
+from ._core import case_generator, Case, Exercise, Mistake, T
 from ._resize import require_4d
 from ._rules import Rule, warm_up
-from ._signature import check_signature
 from .ch02 import RESIZE_OPS
 
 warm_up()
@@ -84,7 +84,7 @@ def _features(case: Case) -> dict[str, bool]:
         "stride > 1": max(s) > 1,
         "different height and width strides": s[0] != s[1],
         "a pair stride": isinstance(case.args[1], tuple),
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -121,17 +121,25 @@ def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
         dtypes = (torch.float64, torch.float32) if k % 3 == 0 else (torch.float64,)
         out.append(Case(NAMES, (T(shape), stride), seed=base * 1000 + k, dtypes=dtypes))
     if part == "pair":
-        out += [Case(NAMES, (T((2, 3, 3)), 2), seed=base, label="invalid: a 3-D input"),
-                Case(NAMES, (T((1, 1, 3, 3)), 0), seed=base, label="invalid: stride 0"),
-                Case(NAMES, (T((1, 1, 3, 3)), (2, -1)), seed=base, label="invalid: a negative stride"),
+        out += [Case(NAMES, (T((2, 3, 3)), 2), seed=base, label="invalid: a 3-D input", invalid=True),
+                Case(NAMES, (T((1, 1, 3, 3)), 0), seed=base, label="invalid: stride 0", invalid=True),
+                Case(NAMES, (T((1, 1, 3, 3)), (2, -1)), seed=base, label="invalid: a negative stride", invalid=True),
                 # the other side of each edge
                 Case(NAMES, (T((1, 1, 3, 3)), 1), seed=base, label="edge: stride 1 (a copy)"),
-                Case(NAMES, (T((1, 1, 3, 3)), (1, 0)), seed=base, label="invalid: a stride of 0 in one direction")]
+                Case(NAMES, (T((1, 1, 3, 3)), (1, 0)), seed=base, label="invalid: a stride of 0 in one direction", invalid=True)]
     return out
 
 
-def check_bed_of_nails(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with a transposed convolution by a one-hot 1x1 kernel."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "bed_of_nails", SIGNATURE)
-    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)
+def _one_hot_transposed(input, stride):
+    """Bed of nails by torch: a transposed convolution by a one-hot 1x1 kernel (the benchmark's baseline)."""
+    channels = input.shape[1]
+    one_hot = torch.ones(channels, 1, 1, 1, device=input.device, dtype=input.dtype)
+    return F.conv_transpose2d(input, one_hot, stride=stride, output_padding=stride - 1, groups=channels)
+
+
+BED_OF_NAILS = CaseCheck("check_bed_of_nails", "bed_of_nails", EXERCISE, cases, ("int", "pair"), SIGNATURE,
+                         'Compare ``fn`` with a transposed convolution by a one-hot 1x1 kernel.',
+                         bench=BenchShape("(8,16,32,32) s2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), 2), "1x1 one-hot conv_transpose2d", _one_hot_transposed))
+check_bed_of_nails = BED_OF_NAILS.visible()
+
+

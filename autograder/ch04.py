@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+
 from . import _resize as R
-from ._core import Case, Exercise, Mistake, T, check
+from .contract import BenchShape, CaseCheck, bench_inputs
+from ._core import Case, Exercise, Mistake, T
 from ._rules import Rule, warm_up
-from ._signature import check_signature
 from .ch02 import RESIZE_OPS
 
 warm_up()
@@ -66,9 +68,10 @@ def cases(part: str = "all", suite: str = "visible", seed: int | None = None) ->
     return R.resize_cases(HAND_WORKED, part, suite, seed, align_corners=True)
 
 
-def check_upsample_bilinear(fn, part: str = "all", suite: str = "visible", seed: int | None = None,
-                            quiet: bool = False):
-    """Compare ``fn`` with ``F.interpolate(mode="bilinear", align_corners=...)``."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "upsample_bilinear", SIGNATURE)
-    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)
+UPSAMPLE_BILINEAR = CaseCheck("check_upsample_bilinear", "upsample_bilinear", EXERCISE, cases,
+                              ("integer", "any", "invalid"), SIGNATURE,
+                              'Compare ``fn`` with ``F.interpolate(mode="bilinear", align_corners=...)``.',
+                              bench=BenchShape("(8,16,32,32) x2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), scale_factor=2), "F.interpolate bilinear", lambda x, **kw: F.interpolate(x, mode="bilinear", **kw)))
+check_upsample_bilinear = UPSAMPLE_BILINEAR.visible()
+
+

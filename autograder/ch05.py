@@ -16,10 +16,10 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ._core import case_generator, Case, Derived, Exercise, Mistake, T, check
+from .contract import BenchShape, CaseCheck, bench_inputs
+from ._core import case_generator, Case, Derived, Exercise, Mistake, T
 from ._resize import require_4d
 from ._rules import Rule, warm_up
-from ._signature import check_signature
 
 warm_up()
 
@@ -134,7 +134,7 @@ def _features(case: Case) -> dict[str, bool]:
         "padding > 0": max(_pair(kw.get("padding", 0))) > 0,
         "tied values": any(isinstance(v, T) and v.kind == "ties" for v in case.args),
         "output_size given": kw.get("output_size") is not None,
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -255,20 +255,20 @@ def pool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Cas
     if part == "general":
         out += [
             Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": 2}, seed=base,
-                 label="invalid: padding larger than half the kernel"),
-            Case(POOL_NAMES, (T((1, 1, 2, 2)), 3), seed=base, label="invalid: kernel larger than the input"),
-            Case(POOL_NAMES, (T((1, 4, 4)), 2), seed=base, label="invalid: a 3-D input"),
+                 label="invalid: padding larger than half the kernel", invalid=True),
+            Case(POOL_NAMES, (T((1, 1, 2, 2)), 3), seed=base, label="invalid: kernel larger than the input", invalid=True),
+            Case(POOL_NAMES, (T((1, 4, 4)), 2), seed=base, label="invalid: a 3-D input", invalid=True),
             # the other side of each edge, and the 3x3 kernel's
             Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": 1}, seed=base,
                  label="edge: padding exactly half the kernel"),
             Case(POOL_NAMES, (T((1, 1, 5, 5)), 3), {"padding": 1}, seed=base, label="edge: padding 1, kernel 3"),
             Case(POOL_NAMES, (T((1, 1, 5, 5)), 3), {"padding": 2}, seed=base,
-                 label="invalid: padding 2 for a 3x3 kernel"),
+                 label="invalid: padding 2 for a 3x3 kernel", invalid=True),
             Case(POOL_NAMES, (T((1, 1, 2, 2)), 2), seed=base, label="edge: the window exactly fills the input"),
             Case(POOL_NAMES, (T((1, 1, 1, 1)), 3), {"padding": 1}, seed=base,
                  label="edge: padding makes the window fit a 1x1 input"),
-            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"stride": 0}, seed=base, label="invalid: stride 0"),
-            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": -1}, seed=base, label="invalid: negative padding"),
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"stride": 0}, seed=base, label="invalid: stride 0", invalid=True),
+            Case(POOL_NAMES, (T((1, 1, 4, 4)), 2), {"padding": -1}, seed=base, label="invalid: negative padding", invalid=True),
         ]
     return out
 
@@ -308,31 +308,42 @@ def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
     if part == "general":
         out.append(Case(UNPOOL_NAMES, (T((1, 1, 4, 5)), Derived("indices", "(from the pooling)"), 2),
                         {"output_size": (9, 9)}, seed=base, prepare=_unpool_prepare(2, None, 0),
-                        label="invalid: output_size far larger than the pooling could have come from",
+                        label="invalid: output_size far larger than the pooling could have come from", invalid=True,
                         prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, return_indices=True)"))
         # torch accepts output_size strictly between default - stride and default + stride (default 4, stride 2
         # here): each end of that range is tested on both sides, so an off-by-one range check shows.
         for size in ((5, 5), (6, 6), (3, 3), (2, 2), (5, 3), (4, 6)):
+            bad = not all(4 <= v < 6 for v in size)  # below 4 the indices (from a 4x4 plane) do not fit
             out.append(Case(UNPOOL_NAMES, (T((1, 2, 4, 4)), Derived("indices", "(from the pooling)"), 2),
                             {"output_size": size}, seed=base + 7, prepare=_unpool_prepare(2, None, 0),
-                            label=(f"{'edge' if all(4 <= v < 6 for v in size) else 'invalid'}: output_size "
+                            label=(f"{'invalid' if bad else 'edge'}: output_size "
                                    f"{size}, at an end of torch's range (4 ± stride 2, exclusive"
                                    + ("" if all(v >= 4 for v in size) else "; the indices need 4x4") + ")"),
+                            invalid=bad,
                             prepare_repro="input, indices = torch.nn.functional.max_pool2d(input, 2, "
                                           "return_indices=True)"))
     return out
 
 
-def check_max_pool2d_with_indices(fn, part: str = "all", suite: str = "visible", seed: int | None = None,
-                                  quiet: bool = False):
-    """Compare ``fn`` with ``F.max_pool2d(..., return_indices=True)``: values and indices."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "max_pool2d_with_indices", POOL_SIGNATURE)
-    return check(POOL_EXERCISE, fn, pool_cases(part, suite, seed), quiet=quiet)
+MAX_POOL2D_WITH_INDICES = CaseCheck("check_max_pool2d_with_indices", "max_pool2d_with_indices", POOL_EXERCISE,
+                                    pool_cases, ("basic", "general"), POOL_SIGNATURE,
+                                    'Compare ``fn`` with ``F.max_pool2d(..., return_indices=True)``: values and indices.',
+                                    bench=BenchShape("(8,16,32,32) k2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), 2), "F.max_pool2d", lambda x, k: F.max_pool2d(x, k, return_indices=True)))
+check_max_pool2d_with_indices = MAX_POOL2D_WITH_INDICES.visible()
 
 
-def check_max_unpool2d(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with ``F.max_unpool2d`` on indices from torch's own max pooling."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "max_unpool2d", UNPOOL_SIGNATURE)
-    return check(UNPOOL_EXERCISE, fn, unpool_cases(part, suite, seed), quiet=quiet)
+def _bench_unpool_inputs(device):
+    """max_unpool2d's benchmark inputs: a max pooling's values and indices (k = 2) of a (8, 16, 32, 32) input."""
+    (x,), _ = bench_inputs(device, (8, 16, 32, 32))
+    pooled, indices = F.max_pool2d(x, 2, return_indices=True)
+    return (pooled, indices, 2), {}
+
+
+MAX_UNPOOL2D = CaseCheck("check_max_unpool2d", "max_unpool2d", UNPOOL_EXERCISE, unpool_cases, ("basic", "general"),
+                         UNPOOL_SIGNATURE,
+                         "Compare ``fn`` with ``F.max_unpool2d`` on indices from torch's own max pooling.",
+                         bench=BenchShape("(8,16,16,16) k2", _bench_unpool_inputs, "F.max_unpool2d", F.max_unpool2d),
+                         bench_class=10)
+check_max_unpool2d = MAX_UNPOOL2D.visible()
+
+

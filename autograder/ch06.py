@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arith import convT_out, diagnose_convT_axis, pair
+from .contract import BenchShape, CaseCheck, bench_inputs
 from ._core import (CPU_ONLY_NOTICE, policy_check, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
-                    available_devices, check)
+                    available_devices)
 from ._rules import CONVOLUTION_OPS, Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
-from .grading.protocol import GradedCheck
+from .contract import GradedCheck
 
 warm_up()
 
@@ -72,7 +73,7 @@ def _size_features(case: Case) -> dict[str, bool]:
         "output_padding > 0": max(pair(kw.get("output_padding", 0))) > 0,
         "dilation > 1": max(pair(kw.get("dilation", 1))) > 1,
         "pair arguments": any(isinstance(v, tuple) for v in (*case.args, *kw.values())),
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -124,9 +125,9 @@ def size_cases(part: str = "all", suite: str = "visible", seed: int | None = Non
             continue
         cases.append(Case(names, (size, kernel), kw))
     cases += [
-        Case(names, (5, 3), {"stride": 2, "output_padding": 2}, label="invalid: output_padding not below the stride"),
-        Case(names, (5, 3), {"stride": 0}, label="invalid: stride 0"),
-        Case(names, (1, 3), {"padding": 2}, label="invalid: padding crops everything"),
+        Case(names, (5, 3), {"stride": 2, "output_padding": 2}, label="invalid: output_padding not below the stride", invalid=True),
+        Case(names, (5, 3), {"stride": 0}, label="invalid: stride 0", invalid=True),
+        Case(names, (1, 3), {"padding": 2}, label="invalid: padding crops everything", invalid=True),
     ]
     if suite == "hidden":
         cases += [Case(names, (5, 3), {"stride": 1, "output_padding": 1, "dilation": 2},
@@ -136,16 +137,15 @@ def size_cases(part: str = "all", suite: str = "visible", seed: int | None = Non
                   Case(names, (5, 3), {"stride": 1}, label="edge: stride 1"),
                   Case(names, (1, 3), {"padding": 1}, label="edge: padding leaves one pixel"),
                   Case(names, (5, 3), {"padding": 0, "output_padding": 0}, label="edge: no padding at all"),
-                  Case(names, (5, 3), {"padding": -1}, label="invalid: negative padding"),
-                  Case(names, (5, 3), {"stride": 2, "output_padding": -1}, label="invalid: negative output_padding")]
+                  Case(names, (5, 3), {"padding": -1}, label="invalid: negative padding", invalid=True),
+                  Case(names, (5, 3), {"stride": 2, "output_padding": -1}, label="invalid: negative output_padding", invalid=True)]
     return cases
 
 
-def check_conv_transpose2d_output_size(fn, suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with the output size torch's ``conv_transpose2d`` produces."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "conv_transpose2d_output_size", SIZE_SIGNATURE)
-    return check(SIZE_EXERCISE, fn, size_cases("all", suite, seed), quiet=quiet)
+CONV_TRANSPOSE2D_OUTPUT_SIZE = CaseCheck("check_conv_transpose2d_output_size", "conv_transpose2d_output_size",
+                                         SIZE_EXERCISE, size_cases, ("all",), SIZE_SIGNATURE,
+                                         "Compare ``fn`` with the output size torch's ``conv_transpose2d`` produces.")
+check_conv_transpose2d_output_size = CONV_TRANSPOSE2D_OUTPUT_SIZE.visible()
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _features(case: Case) -> dict[str, bool]:
         "a bias": bias is not None,
         "a non-square kernel": isinstance(w, T) and w.shape[-1] != w.shape[-2],
         "different height and width strides": s[0] != s[1],
-        "invalid arguments": case.label.startswith("invalid"),
+        "invalid arguments": case.invalid,
     }
 
 
@@ -336,14 +336,14 @@ def _invalid_cases(seed: int) -> list[Case]:
     x = T((1, 4, 3, 3))
     return [
         Case(NAMES, (x, T((4, 2, 3, 3)), None), {"stride": 2, "output_padding": 2}, seed=seed,
-             label="invalid: output_padding not smaller than stride or dilation"),
+             label="invalid: output_padding not smaller than stride or dilation", invalid=True),
         Case(NAMES, (x, T((4, 2, 3, 3)), None), {"groups": 3}, seed=seed,
-             label="invalid: in channels not divisible by groups"),
+             label="invalid: in channels not divisible by groups", invalid=True),
         Case(NAMES, (T((1, 3, 3, 3)), T((4, 2, 3, 3)), None), {}, seed=seed,
-             label="invalid: weight expects 4 input channels, input has 3"),
-        Case(NAMES, (x, T((4, 2, 3, 3)), T((3,))), {}, seed=seed, label="invalid: bias of the wrong size"),
+             label="invalid: weight expects 4 input channels, input has 3", invalid=True),
+        Case(NAMES, (x, T((4, 2, 3, 3)), T((3,))), {}, seed=seed, label="invalid: bias of the wrong size", invalid=True),
         Case(NAMES, (T((1, 4, 1, 1)), T((4, 2, 3, 3)), None), {"padding": 2}, seed=seed,
-             label="invalid: padding crops the whole output"),
+             label="invalid: padding crops the whole output", invalid=True),
         # the other side of each boundary: the largest argument torch still accepts
         Case(NAMES, (T((1, 4, 1, 1)), T((4, 2, 3, 3)), None), {"padding": 1}, seed=seed,
              label="at the edge: padding that leaves one pixel"),
@@ -352,7 +352,7 @@ def _invalid_cases(seed: int) -> list[Case]:
         Case(NAMES, (x, T((4, 2, 3, 3)), None), {"dilation": 3, "output_padding": 2}, seed=seed,
              label="at the edge: output_padding one less than the dilation (stride 1)"),
         Case(NAMES, (x, T((4, 2, 3, 3)), None), {"dilation": 2, "output_padding": 2}, seed=seed,
-             label="invalid: output_padding equal to the dilation (stride 1)"),
+             label="invalid: output_padding equal to the dilation (stride 1)", invalid=True),
     ]
 
 
@@ -371,11 +371,11 @@ def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     return out
 
 
-def check_conv_transpose2d(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
-    """Compare ``fn`` with ``F.conv_transpose2d``."""
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "conv_transpose2d", SIGNATURE)
-    return check(EXERCISE, fn, cases(part, suite, seed), quiet=quiet)
+CONV_TRANSPOSE2D = CaseCheck("check_conv_transpose2d", "conv_transpose2d", EXERCISE, cases,
+                             ("basic", "general", "groups"), SIGNATURE,
+                             'Compare ``fn`` with ``F.conv_transpose2d``.',
+                             bench=BenchShape("(8,16,32,32)*(16,32,4,4) s2p1", lambda dev: bench_inputs(dev, (8, 16, 32, 32), (16, 32, 4, 4), None, 2, 1), "F.conv_transpose2d", F.conv_transpose2d))
+check_conv_transpose2d = CONV_TRANSPOSE2D.visible()
 
 
 # --------------------------------------------------------------------------
@@ -646,6 +646,7 @@ class ModuleCheck(GradedCheck):
     learner's class does with them (``collect_module``), the grader judges the record (``verdict_module``)."""
 
     check = "check_conv_transpose2d_module"
+    bench_class = 20  # make bench grades a class of 20 Chapter 6 submissions
 
     def request(self, options, secret):
         part = options.get("part", "all")

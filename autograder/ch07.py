@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import convT_out, diagnose_convT_axis, pair
-from ._core import Case, Exercise, Mistake, T, case_generator, check
+from .contract import BenchShape, CaseCheck, bench_inputs
+from ._core import Case, Exercise, Mistake, T, case_generator
 from ._rules import CONVOLUTION_OPS, Rule, warm_up
-from ._signature import check_signature
 
 warm_up()
 
@@ -100,10 +100,9 @@ def overlap_cases(part, suite, base, rng):
     return out
 
 
-def check_overlap_count(fn, part="all", suite="visible", seed=None, quiet=False):
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "overlap_count", "size, kernel_size, stride=1, padding=0")
-    return check(OVERLAP_EXERCISE, fn, overlap_cases(part, suite, seed), quiet=quiet)
+OVERLAP_COUNT = CaseCheck("check_overlap_count", "overlap_count", OVERLAP_EXERCISE, overlap_cases, ("1d", "2d"),
+                          "size, kernel_size, stride=1, padding=0", "Compare ``fn`` with torch's overlap_count.")
+check_overlap_count = OVERLAP_COUNT.visible()
 
 
 # --------------------------------------------------------------------------
@@ -181,8 +180,8 @@ def shuffle_cases(part, suite, base, rng):
         r = rng.randint(1, 3)
         shape = (rng.randint(1, 2), rng.randint(1, 3) * r * r, rng.randint(1, 4), rng.randint(1, 4))
         out.append(Case(names, (T(shape), r), seed=base * 1000 + k))
-    out.append(Case(names, (T((1, 3, 2, 2)), 2), seed=base, label="invalid: 3 channels for r = 2"))
-    out.append(Case(names, (T((1, 5, 2, 2)), 2), seed=base, label="invalid: 5 channels for r = 2"))
+    out.append(Case(names, (T((1, 3, 2, 2)), 2), seed=base, label="invalid: 3 channels for r = 2", invalid=True))
+    out.append(Case(names, (T((1, 5, 2, 2)), 2), seed=base, label="invalid: 5 channels for r = 2", invalid=True))
     out.append(Case(names, (T((1, 4, 2, 2)), 2), seed=base, label="edge: 4 channels for r = 2"))
     return out
 
@@ -198,22 +197,22 @@ def unshuffle_cases(part, suite, base, rng):
         r = rng.randint(1, 3)
         shape = (rng.randint(1, 2), rng.randint(1, 3), r * rng.randint(1, 3), r * rng.randint(1, 3))
         out.append(Case(names, (T(shape), r), seed=base * 1000 + k))
-    out.append(Case(names, (T((1, 1, 3, 4)), 2), seed=base, label="invalid: height 3 for r = 2"))
-    out.append(Case(names, (T((1, 1, 4, 5)), 2), seed=base, label="invalid: width 5 for r = 2"))
+    out.append(Case(names, (T((1, 1, 3, 4)), 2), seed=base, label="invalid: height 3 for r = 2", invalid=True))
+    out.append(Case(names, (T((1, 1, 4, 5)), 2), seed=base, label="invalid: width 5 for r = 2", invalid=True))
     out.append(Case(names, (T((1, 1, 2, 2)), 2), seed=base, label="edge: 2x2 for r = 2 (one pixel out)"))
     return out
 
 
-def check_pixel_shuffle(fn, suite="visible", seed=None, quiet=False):
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "pixel_shuffle", "input, upscale_factor")
-    return check(PIXEL_SHUFFLE_EXERCISE, fn, shuffle_cases("all", suite, seed), quiet=quiet)
+PIXEL_SHUFFLE = CaseCheck("check_pixel_shuffle", "pixel_shuffle", PIXEL_SHUFFLE_EXERCISE, shuffle_cases, ("all",),
+                          "input, upscale_factor", "Compare ``fn`` with torch's pixel_shuffle.",
+                          bench=BenchShape("(8,64,32,32) r2", lambda dev: bench_inputs(dev, (8, 64, 32, 32), 2), "F.pixel_shuffle", F.pixel_shuffle))
+check_pixel_shuffle = PIXEL_SHUFFLE.visible()
 
 
-def check_pixel_unshuffle(fn, suite="visible", seed=None, quiet=False):
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "pixel_unshuffle", "input, downscale_factor")
-    return check(PIXEL_UNSHUFFLE_EXERCISE, fn, unshuffle_cases("all", suite, seed), quiet=quiet)
+PIXEL_UNSHUFFLE = CaseCheck("check_pixel_unshuffle", "pixel_unshuffle", PIXEL_UNSHUFFLE_EXERCISE, unshuffle_cases,
+                            ("all",), "input, downscale_factor", "Compare ``fn`` with torch's pixel_unshuffle.",
+                            bench=BenchShape("(8,16,64,64) r2", lambda dev: bench_inputs(dev, (8, 16, 64, 64), 2), "F.pixel_unshuffle", F.pixel_unshuffle))
+check_pixel_unshuffle = PIXEL_UNSHUFFLE.visible()
 
 
 # --------------------------------------------------------------------------
@@ -276,17 +275,18 @@ def kernel_cases(part, suite, base, rng):
     sizes = [2, 3, 4, 5, 6, 8] + ([7, 9, 10, 12, 16] if suite == "hidden" else [])
     for k in sizes:
         out.append(Case(names, (rng.randint(1, 4), k), dtypes=(torch.float32,)))
-    out.append(Case(names, (0, 4), label="invalid: zero channels", dtypes=(torch.float32,)))
+    out.append(Case(names, (0, 4), label="invalid: zero channels", dtypes=(torch.float32,),
+                    invalid=True))
     out.append(Case(names, (1, 4), label="edge: one channel", dtypes=(torch.float32,)))
-    out.append(Case(names, (2, 0), label="invalid: kernel_size 0", dtypes=(torch.float32,)))
+    out.append(Case(names, (2, 0), label="invalid: kernel_size 0", dtypes=(torch.float32,),
+                    invalid=True))
     out.append(Case(names, (2, 1), label="edge: kernel_size 1", dtypes=(torch.float32,)))
     return out
 
 
-def check_bilinear_kernel(fn, suite="visible", seed=None, quiet=False):
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "bilinear_kernel", "channels, kernel_size")
-    return check(BILINEAR_KERNEL_EXERCISE, fn, kernel_cases("all", suite, seed), quiet=quiet)
+BILINEAR_KERNEL = CaseCheck("check_bilinear_kernel", "bilinear_kernel", BILINEAR_KERNEL_EXERCISE, kernel_cases,
+                            ("all",), "channels, kernel_size", "Compare ``fn`` with torch's bilinear_kernel.")
+check_bilinear_kernel = BILINEAR_KERNEL.visible()
 
 
 # --------------------------------------------------------------------------
@@ -331,15 +331,18 @@ def resize_conv_cases(part, suite, base, rng):
                         {"scale_factor": rng.choice((2, 3)), "mode": rng.choice(("nearest", "bilinear"))},
                         seed=base * 1000 + k))
     out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 3, 3)), None), {"mode": "bicubic"}, seed=base,
-                    label="invalid: mode 'bicubic'"))
-    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 2, 2)), None), seed=base, label="invalid: an even kernel"))
+                    label="invalid: mode 'bicubic'", invalid=True))
+    out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 2, 2)), None), seed=base, label="invalid: an even kernel", invalid=True))
     out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 3, 2)), None), seed=base,
-                    label="invalid: a kernel even in width only"))
+                    label="invalid: a kernel even in width only", invalid=True))
     out.append(Case(names, (T((1, 1, 3, 3)), T((1, 1, 1, 1)), None), seed=base, label="edge: a 1x1 kernel"))
     return out
 
 
-def check_resize_conv2d(fn, suite="visible", seed=None, quiet=False):
-    __tracebackhide__ = True  # noqa: F841
-    check_signature(fn, "resize_conv2d", "input, weight, bias=None, scale_factor=2, mode='nearest'")
-    return check(RESIZE_CONV_EXERCISE, fn, resize_conv_cases("all", suite, seed), quiet=quiet)
+RESIZE_CONV2D = CaseCheck("check_resize_conv2d", "resize_conv2d", RESIZE_CONV_EXERCISE, resize_conv_cases, ("all",),
+                          "input, weight, bias=None, scale_factor=2, mode='nearest'",
+                          "Compare ``fn`` with torch's resize_conv2d.",
+                          bench=BenchShape("(8,16,32,32)*(16,16,3,3) x2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), (16, 16, 3, 3), (16,)), "F.interpolate + F.conv2d", reference_resize_conv2d))
+check_resize_conv2d = RESIZE_CONV2D.visible()
+
+

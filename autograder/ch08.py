@@ -29,7 +29,7 @@ from torch import nn
 from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, available_devices
 from ._rules import Rule, error_record, run_guarded, warm_up
 from ._signature import check_signature
-from .grading.protocol import GradedCheck
+from .contract import GradedCheck
 
 warm_up()
 
@@ -406,6 +406,7 @@ class SegNetCheck(GradedCheck):
     fresh secret per grading run (the grader keeps the seed and the labels; the worker gets the images)."""
 
     check = "check_segnet"
+    bench_class = 2  # each submission trains a network: two make the benchmark's class
 
     def secret(self, options):
         import secrets

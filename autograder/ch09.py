@@ -22,7 +22,8 @@ from ._rules import run_guarded, warm_up
 from ._signature import check_signature
 from .timing import alternate, median_ratio
 from .ch06 import RULE, SIGNATURE
-from .grading.protocol import GradedCheck, plain
+from .contract import GradedCheck
+from .grading.protocol import plain
 
 warm_up()
 
@@ -273,6 +274,7 @@ class SpeedCheck(GradedCheck):
 
     check = "check_conv_transpose2d_speed"
     timed = True
+    bench_class = 4
     runs, warmup = 15, 3  # cheap here (a slow submission gives up after one run): more runs, a steadier median
     calls_per_run = 8     # each timed "go" makes eight calls, on eight fresh inputs: the channel's cost is shared
     #: what the grader's baseline worker runs instead of a submission's cells

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO
 CELL_ID = "colab_install"  # the cell's id and nbgrader grade_id: locked, neither graded nor a solution
 PLACEHOLDER = "<REQUIREMENT>"
 
@@ -87,9 +87,52 @@ def put_cell(nb, source: str) -> None:
     nb.cells.insert(first_code, cell)
 
 
+README_BEGIN = "<!-- exercises: written by `make release` (autograder/colab.py) -->"
+README_END = "<!-- end of exercises -->"
+
+
+def readme_table(repo: Path = REPO) -> str:
+    """The README's table of exercise notebooks: one row per assignment, titled by its chapter's page (the TOC
+    entry whose section is the notebook), with its Colab link."""
+    import yaml
+
+    url, branch = published_repository(repo)
+    github = url.removeprefix("https://github.com/")
+    toc = yaml.safe_load((repo / "_toc.yml").read_text(encoding="utf-8"))
+    rows = ["| chapter | notebook | Colab |", "|---|---|---|"]
+    for part in toc["parts"]:
+        for chapter in part["chapters"]:
+            for section in chapter.get("sections", []):
+                if not section["file"].startswith("notebooks/"):
+                    continue
+                page = (repo / chapter["file"]).with_suffix(".md")
+                title = next(line[2:].strip() for line in page.read_text(encoding="utf-8").splitlines()
+                             if line.startswith("# "))
+                notebook = f"{section['file']}.ipynb"
+                rows.append(f"| {title} | `{notebook}` | [open in Colab](https://colab.research.google.com/github/"
+                            f"{github}/blob/{branch}/{notebook}) |")
+    return "\n".join(rows)
+
+
+def readme_text(repo: Path = REPO) -> str:
+    """README.md with its table of exercise notebooks rewritten (between the two markers)."""
+    text = (repo / "README.md").read_text(encoding="utf-8")
+    head, _, rest = text.partition(README_BEGIN + "\n")
+    _, found, tail = rest.partition(README_END)
+    if not found:
+        raise ValueError(f"README.md lacks the markers {README_BEGIN!r} ... {README_END!r}")
+    return f"{head}{README_BEGIN}\n{readme_table(repo)}\n{README_END}{tail}"
+
+
 def main() -> int:
+    """Rewrite what follows from _config.yml and the TOC: the install cell of every solution notebook, and the
+    README's table of exercise notebooks. (`make release` runs this first.)"""
     import nbformat
 
+    readme = readme_text()
+    if readme != (REPO / "README.md").read_text(encoding="utf-8"):
+        (REPO / "README.md").write_text(readme, encoding="utf-8")
+        print("updated README.md (its table of exercise notebooks)")
     source, changed = cell_source(), 0
     for path in sorted((REPO / "solutions").glob("*/*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)

@@ -1,58 +1,109 @@
-"""Every graded kernel of the course, in one list: its assignment, check and cases.
+"""Every check of the course, discovered; which assignment uses which, read from ``solutions/``.
 
-Used by ``make bench`` (check latency per exercise) and by the project's tests.
-Chapter modules are imported lazily, so importing this is cheap.
+Nothing here is a list to keep up to date. The checks are the :class:`~autograder.contract.GradedCheck`
+instances the chapter modules (``autograder/chNN.py``) bind at module level; the assignments are the folders
+of ``solutions/``; which learner function each assignment's graded parts check, and with which check, is read
+from the hidden test calls of its solution notebook (``check_conv2d(conv2d, part="basic", ...)``).
+Grading, ``make bench``, ``make check`` and the tests all read it from here.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
+import re
 from dataclasses import dataclass
+from pathlib import Path
+
+from .contract import CaseCheck, GradedCheck
+from .paths import SOLUTIONS
+
+CHAPTER = re.compile(r"ch\d\d")
+
+
+def chapter_modules() -> list[str]:
+    """The chapter modules' names (``ch01`` ...), found in the package."""
+    import autograder
+
+    return sorted(m.name for m in pkgutil.iter_modules(autograder.__path__) if CHAPTER.fullmatch(m.name))
+
+
+def _declared(module) -> list[GradedCheck]:
+    """The checks a chapter module declares itself (not the ones it imports from another chapter)."""
+    found = []
+    for obj in vars(module).values():
+        if isinstance(obj, GradedCheck) and obj.check:
+            home = obj.module if isinstance(obj, CaseCheck) else type(obj).__module__
+            if home == module.__name__ and obj not in found:
+                found.append(obj)
+    return found
+
+
+@functools.cache
+def checks() -> dict[str, GradedCheck]:
+    """Every check, by the name the hidden tests call (imports every chapter module)."""
+    found: dict[str, GradedCheck] = {}
+    for name in chapter_modules():
+        for obj in _declared(importlib.import_module(f"autograder.{name}")):
+            if obj.check in found:
+                raise ValueError(f"two checks are named {obj.check!r}")
+            found[obj.check] = obj
+    return found
+
+
+def case_checks() -> list[CaseCheck]:
+    """The checks that compare a function with torch case by case, in chapter order."""
+    return [c for c in checks().values() if isinstance(c, CaseCheck)]
+
+
+def module_of(check: str) -> str:
+    """The chapter module (``ch06``) that declares a check: all a sandboxed worker needs to import for it."""
+    obj = checks()[check]
+    return (obj.module if isinstance(obj, CaseCheck) else type(obj).__module__).rsplit(".", 1)[-1]
+
+
+def find(check: str, module: str) -> GradedCheck:
+    """The check named ``check`` in chapter module ``module``, importing only that module (the worker's way)."""
+    if not CHAPTER.fullmatch(module):
+        raise ValueError(f"not a chapter module: {module!r}")
+    for obj in _declared(importlib.import_module(f"autograder.{module}")):
+        if obj.check == check:
+            return obj
+    raise KeyError(f"{module} declares no check {check!r}")
+
+
+def assignments(solutions: Path = SOLUTIONS) -> list[str]:
+    """The assignments: one folder each in ``solutions/``, holding its notebook of the same name."""
+    return sorted(p.name for p in solutions.iterdir() if (p / f"{p.name}.ipynb").is_file())
 
 
 @dataclass(frozen=True)
-class Entry:
-    aid: str          # the assignment (solutions/<aid>/<aid>.ipynb)
-    function: str     # the learner's function
-    module: str       # autograder.<module>
-    check: str        # the check's name in that module
-    cases: str        # the case generator's name: (part, suite, seed) -> cases
-    exercise: str     # the Exercise object's name
-    parts: tuple[str, ...]
+class Use:
+    """One check call of an assignment's hidden tests: graded part, learner symbol, check, its options."""
 
-    def load(self, attr: str):
-        return getattr(importlib.import_module(f"autograder.{self.module}"), getattr(self, attr))
+    aid: str
+    grade_id: str
+    symbol: str
+    check: str
+    options: tuple
 
 
-ENTRIES = (
-    Entry("ch01_cnn_size", "conv2d_output_size", "ch01", "check_conv2d_output_size", "size_cases", "SIZE_EXERCISE",
-          ("all",)),
-    Entry("ch01_cnn_size", "conv2d", "ch01", "check_conv2d", "conv2d_cases", "CONV2D_EXERCISE",
-          ("basic", "hyper", "groups")),
-    Entry("ch02_nearest", "upsample_nearest", "ch02", "check_upsample_nearest", "cases", "EXERCISE",
-          ("integer", "any", "invalid")),
-    Entry("ch03_bed_of_nails", "bed_of_nails", "ch03", "check_bed_of_nails", "cases", "EXERCISE", ("int", "pair")),
-    Entry("ch04_bilinear", "upsample_bilinear", "ch04", "check_upsample_bilinear", "cases", "EXERCISE",
-          ("integer", "any", "invalid")),
-    Entry("ch05_max_unpooling", "max_pool2d_with_indices", "ch05", "check_max_pool2d_with_indices", "pool_cases",
-          "POOL_EXERCISE", ("basic", "general")),
-    Entry("ch05_max_unpooling", "max_unpool2d", "ch05", "check_max_unpool2d", "unpool_cases", "UNPOOL_EXERCISE",
-          ("basic", "general")),
-    Entry("ch06_transposed_conv", "conv_transpose2d_output_size", "ch06", "check_conv_transpose2d_output_size",
-          "size_cases", "SIZE_EXERCISE", ("all",)),
-    Entry("ch06_transposed_conv", "conv_transpose2d", "ch06", "check_conv_transpose2d", "cases", "EXERCISE",
-          ("basic", "general", "groups")),
-    Entry("ch07_checkerboard", "overlap_count", "ch07", "check_overlap_count", "overlap_cases", "OVERLAP_EXERCISE",
-          ("1d", "2d")),
-    Entry("ch07_checkerboard", "pixel_shuffle", "ch07", "check_pixel_shuffle", "shuffle_cases",
-          "PIXEL_SHUFFLE_EXERCISE", ("all",)),
-    Entry("ch07_checkerboard", "pixel_unshuffle", "ch07", "check_pixel_unshuffle", "unshuffle_cases",
-          "PIXEL_UNSHUFFLE_EXERCISE", ("all",)),
-    Entry("ch07_checkerboard", "resize_conv2d", "ch07", "check_resize_conv2d", "resize_conv_cases",
-          "RESIZE_CONV_EXERCISE", ("all",)),
-    Entry("ch07_checkerboard", "bilinear_kernel", "ch07", "check_bilinear_kernel", "kernel_cases",
-          "BILINEAR_KERNEL_EXERCISE", ("all",)),
-    # Chapter 9's values part reuses Chapter 6's check (its speed part is a timed GradedCheck in ch09)
-    Entry("ch09_making_it_fast", "conv_transpose2d", "ch06", "check_conv_transpose2d", "cases", "EXERCISE",
-          ("general",)),
-)
+@functools.cache
+def uses() -> tuple[Use, ...]:
+    """Every hidden check call of every assignment, in order."""
+    from .grading.spec import graded_parts
+
+    found = []
+    for aid in assignments():
+        for part in graded_parts(SOLUTIONS / aid / f"{aid}.ipynb"):
+            found += [Use(aid, part.grade_id, p.symbol, p.check, p.kwargs) for p in part.probes]
+    return tuple(found)
+
+
+def kernels() -> list[tuple[str, str, GradedCheck]]:
+    """(assignment, learner symbol, check) once each: what the learners implement, and how it is checked."""
+    seen: dict = {}
+    for u in uses():
+        seen.setdefault((u.aid, u.symbol, u.check), checks()[u.check])
+    return [(aid, symbol, check) for (aid, symbol, _), check in seen.items()]

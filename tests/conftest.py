@@ -12,22 +12,19 @@ from pathlib import Path
 import pytest
 
 from autograder import notebooks as nbs
+from autograder import paths, registry
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = paths.REPO
 BIN = Path(sys.executable).parent
-ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+ASSIGNMENTS = registry.assignments()
 
 # nbgrader runs `alembic` and reads autograder/nbgrader_config.py: set both for
 # every subprocess, not only for an activated shell.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-def solution_path(aid: str) -> Path:
-    return REPO / "solutions" / aid / f"{aid}.ipynb"
-
-
-def release_path(aid: str) -> Path:
-    return REPO / "notebooks" / aid / f"{aid}.ipynb"
+solution_path = paths.solution_notebook
+release_path = paths.release_notebook
 
 
 @functools.lru_cache(maxsize=None)

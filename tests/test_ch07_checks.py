@@ -116,3 +116,36 @@ def test_the_fcn_kernel_reproduces_bilinear_upsampling_in_the_interior():
         y = torch.nn.functional.conv_transpose2d(x, w, stride=s, padding=s // 2)
         ref = torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
         torch.testing.assert_close(y[..., s:-s, s:-s], ref[..., s:-s, s:-s], atol=1e-5, rtol=1e-5)
+
+
+def resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest", swapped=False):
+    """Resize-convolution written the way a learner might: nearest by repeat_interleave, bilinear by torch."""
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"unknown mode {mode!r}")
+    kh, kw = weight.shape[-2:]
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError("the kernel must be odd")
+
+    def resize(x):
+        if mode == "nearest":
+            return x.repeat_interleave(scale_factor, dim=-2).repeat_interleave(scale_factor, dim=-1)
+        return torch.nn.functional.interpolate(x, scale_factor=scale_factor, mode="bilinear", align_corners=False)
+
+    def conv(x):
+        return torch.nn.functional.conv2d(x, weight, bias, padding=(kh // 2, kw // 2))
+
+    return resize(conv(input)) if swapped else conv(resize(input))
+
+
+@pytest.mark.parametrize("suite", ["visible", "hidden"])
+def test_check_resize_conv2d_passes_a_correct_kernel_and_names_the_swapped_order(suite):
+    def correct(input, weight, bias=None, scale_factor=2, mode="nearest"):
+        return resize_conv2d(input, weight, bias, scale_factor, mode)
+
+    def swapped(input, weight, bias=None, scale_factor=2, mode="nearest"):
+        return resize_conv2d(input, weight, bias, scale_factor, mode, swapped=True)
+
+    assert ch07.check_resize_conv2d(correct, suite=suite, quiet=True).ok
+    with pytest.raises(CheckFailure) as info:
+        ch07.check_resize_conv2d(swapped, suite=suite, quiet=True)
+    assert "the order is swapped" in str(info.value)

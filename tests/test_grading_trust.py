@@ -282,6 +282,14 @@ if libc.unshare(0x10000000 | 0x00020000) == 0:  # a user and mount namespace of 
     for target in ("/tmp", "/proc"):             # the inherited mounts are locked
         if libc.umount2(target.encode(), 2) == 0:
             r["undone"].append("nested umount " + target)
+import autograder
+for folder in (os.path.dirname(autograder.__file__), os.path.dirname(os.__file__)):
+    try:
+        open(os.path.join(folder, "planted-by-b.py"), "w").write("x")
+        r["undone"].append("wrote into " + folder)
+    except OSError:
+        pass
+import autograder.ch03  # a module the zygote did not load: the environment is still there, even under /tmp
 r["as_limit"] = resource.getrlimit(resource.RLIMIT_AS)[0]
 r["pid"] = os.getpid()
 raise RuntimeError(json.dumps(r))

@@ -12,9 +12,7 @@ import torch
 
 from autograder.grading.policy import (Finding, affected, definitions, review_cells, review_function,
                                        review_source)
-
-REPO = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+from conftest import ASSIGNMENTS, REPO, release_path
 
 
 def code_cells(path: Path) -> list[tuple[int, str, dict]]:
@@ -25,7 +23,7 @@ def code_cells(path: Path) -> list[tuple[int, str, dict]]:
 
 def course_cells(aid: str) -> dict[str, str]:
     """The released notebook's own code cells (setup, Colab install, visible tests): grade_id -> source."""
-    cells = code_cells(REPO / "notebooks" / aid / f"{aid}.ipynb")
+    cells = code_cells(release_path(aid))
     return {meta.get("grade_id", str(i)): src for i, src, meta in cells if not meta.get("solution")}
 
 

@@ -64,7 +64,9 @@ from . import intake, sandbox
 if TYPE_CHECKING:
     from .spec import GradedPart
 
-REPO = Path(__file__).resolve().parents[2]
+from .. import paths
+from ..paths import REPO, solution_notebook
+from ..registry import assignments
 
 
 @dataclass
@@ -97,10 +99,6 @@ def atomic_write(path: Path, text: str) -> None:
 
 # --------------------------------------------------------------------------
 # 1. The inputs, checked before anything slow
-
-
-def assignments() -> list[str]:
-    return sorted(p.name for p in (REPO / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 
 
 def out_problem(out: Path) -> str | None:
@@ -185,7 +183,7 @@ def graded_ids(nb_bytes: bytes) -> set[str]:
 @functools.cache
 def own_ids(aid: str) -> frozenset[str]:
     """The nbgrader cell ids of an assignment that no other assignment has (setup cells are shared)."""
-    ids = {a: graded_ids((REPO / "solutions" / a / f"{a}.ipynb").read_bytes()) for a in assignments()}
+    ids = {a: graded_ids((solution_notebook(a)).read_bytes()) for a in assignments()}
     return frozenset(ids[aid] - set().union(*(v for a, v in ids.items() if a != aid)))
 
 
@@ -270,7 +268,7 @@ def without_hidden_tests(notebook: Path) -> bytes:
 
 def setup_course(aid: str, out: Path) -> Path:
     course = out / "course"
-    src = REPO / "solutions" / aid / f"{aid}.ipynb"
+    src = solution_notebook(aid)
     if not src.exists():
         raise SystemExit(f"error: no assignment {aid!r} (expected {src})")
     (course / "source" / aid).mkdir(parents=True, exist_ok=True)
@@ -370,7 +368,7 @@ class NbgraderRun:
 
 def release_notebook(aid: str) -> dict:
     """The student notebook as released (``notebooks/``; a test keeps it equal to what nbgrader generates)."""
-    return json.loads((REPO / "notebooks" / aid / f"{aid}.ipynb").read_text(encoding="utf-8"))
+    return json.loads(paths.release_notebook(aid).read_text(encoding="utf-8"))
 
 
 def runnable_cells(raw: bytes, release: dict) -> list[list]:
@@ -680,7 +678,7 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
     root, items = expand(submissions, out)
     found, scanned = intake.scan(root, aid, due=due)
     items += scanned
-    parts = graded_parts(REPO / "solutions" / aid / f"{aid}.ipynb")
+    parts = graded_parts(solution_notebook(aid))
     limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
                             part_seconds=args.part_timeout)
     if not unsafe:  # torch loads once, in the zygote's sandbox, while the intake goes on

@@ -26,7 +26,6 @@ import os
 import select
 import struct
 import time
-from typing import Any
 
 import torch
 
@@ -237,32 +236,6 @@ def plain(value, depth: int = 0):
 
 
 # --------------------------------------------------------------------------
-# The check contract
+# The check contract lives with the checks (the learner's side of the package): autograder.contract
 
-
-class GradedCheck:
-    """A graded check, as the grader drives it. Subclass it in a chapter module and bind an instance at
-    module level: :func:`autograder.grading.spec.graded_checks` discovers it by its ``check`` name (the
-    function the hidden tests call, e.g. ``"check_segnet"``).
-
-    Grader side (never sees student code): ``secret`` (drawn once per grading run, kept by the grader),
-    ``request`` (plain data sent to the worker after the cells ran: the inputs), ``verdict`` (judges the
-    record; raises a learner-facing ``CheckFailure`` or returns). Worker side: ``probe`` (calls the
-    learner's object on the request; returns plain data). A ``timed`` check is measured by the grader:
-    it provides ``timed_inputs``, ``timed_call`` and ``verdict`` over the grader's measurements.
-    """
-
-    check: str = ""
-    timed: bool = False
-
-    def secret(self, options: dict) -> Any:
-        return None
-
-    def request(self, options: dict, secret) -> dict:
-        return {}
-
-    def probe(self, obj, request: dict) -> dict:  # runs in the worker
-        raise NotImplementedError
-
-    def verdict(self, record: dict, options: dict, secret) -> None:
-        raise NotImplementedError
+from ..contract import GradedCheck  # noqa: E402,F401 - re-exported: the channel carries its requests and records

@@ -6,138 +6,38 @@ The grader reads those calls (with ``ast``, never executing the cell) to know,
 per graded part, which learner symbol to probe with which check. The hidden
 source itself never leaves the grader.
 
-Every check is a :class:`~autograder.grading.protocol.GradedCheck`: the case-based
-checks of the registry become a :class:`CaseCheck` here; the module checks
-(classes, training, speed) are instances bound in their chapter modules and
-discovered by :func:`graded_checks`.
+Every check is a :class:`~autograder.contract.GradedCheck` a chapter module declares
+(:mod:`autograder.contract`), found through :mod:`autograder.registry`.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..registry import ENTRIES
-from .protocol import GradedCheck
+from .. import registry
+from ..contract import CaseCheck, GradedCheck
+
+__all__ = ["CaseCheck", "GradedCheck", "GradedPart", "Probe", "check_module", "graded_checks", "graded_parts",
+           "load_check", "parse_probes"]
 
 
-# --------------------------------------------------------------------------
-# The case-based checks
-
-
-class CaseCheck(GradedCheck):
-    """A registry entry's check: the grader materialises every case (tensors included) and sends them; the
-    worker calls the learner's function on each, under the exercise's rules, and returns the outcomes; the
-    grader judges them with the same engine as the visible checks (``_core.run`` on outcomes)."""
-
-    def __init__(self, entry):
-        import threading
-
-        self.entry, self.check = entry, entry.check
-        self._prepared: dict = {}
-        self._lock = threading.Lock()
-
-    def prepared(self, options: dict) -> dict:
-        """Every case's arguments and torch's outcome, computed once per options and shared by every student
-        a grading run judges (the references do not depend on the submission)."""
-        from .. import _core
-
-        key = repr(sorted(options.items()))
-        with self._lock:
-            if key not in self._prepared:
-                ex = self.entry.load("exercise")
-                self._prepared[key] = {(i, "cpu", _core.DTYPE_NAMES[dt]): _core.prepare(ex, case, "cpu", dt)
-                                       for i, case in enumerate(self.cases(options)) for dt in case.dtypes}
-            return self._prepared[key]
-
-    def cases(self, options: dict):
-        return self.entry.load("cases")(options.get("part", "all"), options.get("suite", "hidden"),
-                                        options.get("seed"))
-
-    def request(self, options, secret):
-        return {"calls": [{"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs)}
-                          for (i, dev, dt), (args, kwargs, _) in self.prepared(options).items()]}
-
-    def probe(self, fn, request):
-        from .. import _core
-        from .protocol import plain
-
-        ex = self.entry.load("exercise")
-        results = {}
-        for call in request["calls"]:
-            try:
-                out = _core.probe_call(ex, fn, tuple(call["args"]), dict(call["kwargs"]))
-            except NotImplementedError:
-                return {"missing": "still raises NotImplementedError"}
-            results[call["key"]] = {
-                "value": plain(out.value),
-                "error": _core.error_data(out.error) if isinstance(out.error, BaseException) else None,
-                "violations": [[op, getattr(rule, "reason", str(rule))] for op, rule in out.violations],
-                "modified": bool(out.modified),
-            }
-        return {"cases": results}
-
-    def verdict(self, record, options, secret, symbol=None):
-        from .. import _core
-
-        if "missing" in record:
-            raise _core.NotAttempted(f"`{symbol}` {record['missing']}")
-        outcomes = {}
-        for key, rec in record["cases"].items():
-            i, dev, dt = key.split("|")
-            err = rec.get("error")
-            outcomes[(int(i), dev, dt)] = _core.Outcome(
-                value=rec.get("value"),
-                error=_core.ErrorRecord(err["type"], tuple(err["mro"]), err["message"], err["frame"]) if err else None,
-                violations=[tuple(v) for v in rec.get("violations", [])], modified=bool(rec.get("modified")))
-        report = _core.run(self.entry.load("exercise"), None, self.cases(options), devices=("cpu",),
-                           fn_name=symbol or self.entry.function, outcomes=outcomes, prepared=self.prepared(options))
-        if not report.ok:
-            raise _core.CheckFailure(report.message(symbol or self.entry.function, reproduce=False))
-
-
-def _chapter_modules():
-    import autograder
-
-    return sorted(m.name for m in pkgutil.iter_modules(autograder.__path__) if re.fullmatch(r"ch\d\d", m.name))
-
-
-@functools.cache
 def graded_checks() -> dict[str, GradedCheck]:
-    """Every graded check by the name the hidden tests call: the registry's case checks, and every
-    :class:`GradedCheck` instance a chapter module binds (discovered, not listed)."""
-    found: dict[str, GradedCheck] = {}
-    for entry in ENTRIES:
-        found.setdefault(entry.check, CaseCheck(entry))
-    for name in _chapter_modules():
-        module = importlib.import_module(f"autograder.{name}")
-        for obj in vars(module).values():
-            if isinstance(obj, GradedCheck) and obj.check:
-                found[obj.check] = obj
-    return found
+    """Every graded check by the name the hidden tests call (:func:`autograder.registry.checks`)."""
+    return registry.checks()
 
 
 def check_module(check: str) -> str:
-    """The module that defines a check (for the worker, which imports only what it needs)."""
-    obj = graded_checks()[check]
-    return obj.entry.module if isinstance(obj, CaseCheck) else type(obj).__module__.rsplit(".", 1)[-1]
+    """The chapter module that declares a check (for the worker, which imports only what it needs)."""
+    return registry.module_of(check)
 
 
 def load_check(check: str, module: str) -> GradedCheck:
     """In the worker: the check named ``check``, importing only its chapter module."""
-    if not re.fullmatch(r"ch\d\d", module):
-        raise ValueError(f"not a chapter module: {module!r}")
-    mod = importlib.import_module(f"autograder.{module}")
-    for obj in vars(mod).values():
-        if isinstance(obj, GradedCheck) and obj.check == check:
-            return obj
-    return CaseCheck(next(e for e in ENTRIES if e.check == check))
+    return registry.find(check, module)
 
 
 # --------------------------------------------------------------------------

@@ -41,12 +41,14 @@ import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 14, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 1 << 14, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
+#: the Python environment's folders (set by main(), from the sandbox's own list): bound read-only in the zygote
+PYTHON_PATHS: list[str] = []
 
 
 class Refused(RuntimeError):
@@ -130,7 +132,16 @@ def _walled(fds: list[int], limits: dict) -> None:
     _ok(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     _mount("none", "/", "", MS_REC | MS_PRIVATE)
     size = f"size={int(limits['tmpfs_mb'])}m"
+    # The Python environment may live under /tmp (a checkout there): the fresh /tmp would hide it, so each such
+    # folder is bound again on top, read-only, from a descriptor opened before.
+    under_tmp = sorted(p for p in PYTHON_PATHS if p == "/tmp" or p.startswith("/tmp/"))
+    kept = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in under_tmp]
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
+    for path, fd in kept:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, "", MS_BIND | MS_REC)
+        _mount("none", path, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
     _mount("tmpfs", "/scratch", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=0755")
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
@@ -243,8 +254,13 @@ class Zygote:
 def main() -> None:
     import importlib
 
+    global PYTHON_PATHS
     control = socket.socket(fileno=int(sys.argv[1]))
     import torch
+
+    from .sandbox import python_paths
+
+    PYTHON_PATHS = python_paths()
 
     torch.set_num_threads(1)
     for module in ["_core", "grading.protocol", "grading.spec", "grading.worker"] + sys.argv[2:]:

@@ -1,0 +1,182 @@
+"""The check contract: what a chapter module declares so that everything else finds its checks.
+
+A chapter module (``autograder/chNN.py``) binds each of its checks at module level as an instance of
+:class:`GradedCheck`:
+
+* a :class:`CaseCheck` for a function compared with torch case by case: the exercise (reference, rules,
+  mistake models), the case generator, the parts and the signature. It makes the learner-facing
+  ``check_<function>`` too (:meth:`CaseCheck.visible`), and its grader and worker sides;
+* a subclass of :class:`GradedCheck` of the chapter's own for anything else (a module class, training,
+  speed), implementing the grader/worker protocol below.
+
+:func:`autograder.registry.checks` discovers them; grading, ``make bench``, ``make check`` and the tests read
+that registry. Which assignment uses which check is read from the hidden test calls of ``solutions/``.
+
+The protocol, as the grader drives a check (:mod:`autograder.grading`):
+
+* grader side (never sees student code): ``secret`` (drawn once per grading run, kept by the grader),
+  ``request`` (plain data sent to the worker after the cells ran: the inputs), ``verdict`` (judges the
+  worker's record; raises a learner-facing ``CheckFailure`` or returns);
+* worker side: ``probe`` (calls the learner's object on the request, returns plain data);
+* a ``timed`` check is measured by the grader: it provides ``timed_inputs``, ``timed_problem``, ``give_up``
+  and ``verdict`` over the grader's measurements.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class GradedCheck:
+    """A graded check (see the module's docstring). ``check`` is the function name the hidden tests call;
+    ``bench_class`` the size of the class ``make bench`` grades for an assignment that uses it (0: none)."""
+
+    check: str = ""
+    timed: bool = False
+    bench_class: int = 0
+
+    def secret(self, options: dict) -> Any:
+        """Grader side: what stays with the grader for one grading run (e.g. held-out labels)."""
+        return None
+
+    def request(self, options: dict, secret) -> dict:
+        """Grader side: the inputs the worker receives, as plain data."""
+        return {}
+
+    def probe(self, obj, request: dict) -> dict:
+        """Worker side: call the learner's object on the request; the outcomes as plain data."""
+        raise NotImplementedError
+
+    def verdict(self, record: dict, options: dict, secret) -> None:
+        """Grader side: judge the worker's record; raise CheckFailure (or NotAttempted) or return."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BenchShape:
+    """A kernel's ``make bench`` shape: ``inputs(device)`` gives (args, kwargs) for the learner's function and
+    for ``torch_call``, torch's counterpart, named ``baseline`` in the table."""
+
+    label: str
+    inputs: Callable
+    baseline: str
+    torch_call: Callable
+
+
+def bench_inputs(device: str, *args, **kwargs) -> tuple[tuple, dict]:
+    """(args, kwargs) for a :class:`BenchShape`: each tuple of ints becomes a random tensor of that shape
+    (drawn from a fixed seed, on ``device``); every other value is passed as it is."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+
+    def value(v):
+        if isinstance(v, tuple) and v and all(isinstance(i, int) for i in v):
+            return torch.randn(*v, generator=g).to(device)
+        return v
+
+    return tuple(value(a) for a in args), kwargs
+
+
+class CaseCheck(GradedCheck):
+    """A function checked against torch case by case: the engine of :mod:`autograder._core` runs the cases
+    (visible checks in the learner's process; graded checks split between the grader, which materialises the
+    cases and judges the outcomes, and the sandboxed worker, which only calls the learner's function)."""
+
+    def __init__(self, check: str, function: str, exercise, cases: Callable, parts: tuple[str, ...],
+                 signature: str, doc: str, bench: BenchShape | None = None, bench_class: int = 0):
+        self.check, self.function, self.exercise, self.cases = check, function, exercise, cases
+        self.parts, self.signature, self.doc, self.bench, self.bench_class = parts, signature, doc, bench, bench_class
+        self.module = sys._getframe(1).f_globals.get("__name__", "")  # the chapter module declaring it
+        self._prepared: dict = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CaseCheck({self.check!r})"
+
+    # ---- the learner's side
+
+    def visible(self) -> Callable:
+        """The learner-facing ``check_<function>(fn, [part,] suite, seed, quiet)`` that notebooks import."""
+        from ._core import check as run_check
+        from ._signature import check_signature
+
+        this = self
+
+        def check_many(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
+            __tracebackhide__ = True  # noqa: F841
+            check_signature(fn, this.function, this.signature)
+            return run_check(this.exercise, fn, this.cases(part, suite, seed), quiet=quiet)
+
+        def check_one(fn, suite: str = "visible", seed: int | None = None, quiet: bool = False):
+            __tracebackhide__ = True  # noqa: F841
+            check_signature(fn, this.function, this.signature)
+            return run_check(this.exercise, fn, this.cases("all", suite, seed), quiet=quiet)
+
+        fn = check_one if self.parts == ("all",) else check_many
+        fn.__name__ = fn.__qualname__ = self.check
+        fn.__module__ = self.module
+        fn.__doc__ = self.doc + ("" if self.parts == ("all",) else f" Parts: {', '.join(self.parts)}.")
+        return fn
+
+    # ---- the grader's side
+
+    def options_cases(self, options: dict):
+        return self.cases(options.get("part", "all"), options.get("suite", "hidden"), options.get("seed"))
+
+    def prepared(self, options: dict) -> dict:
+        """Every case's arguments and torch's outcome, computed once per options and shared by every student
+        a grading run judges (the references do not depend on the submission)."""
+        from . import _core
+
+        key = repr(sorted(options.items()))
+        with self._lock:
+            if key not in self._prepared:
+                self._prepared[key] = {(i, "cpu", _core.DTYPE_NAMES[dt]): _core.prepare(self.exercise, case, "cpu", dt)
+                                       for i, case in enumerate(self.options_cases(options)) for dt in case.dtypes}
+            return self._prepared[key]
+
+    def request(self, options, secret):
+        return {"calls": [{"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs)}
+                          for (i, dev, dt), (args, kwargs, _) in self.prepared(options).items()]}
+
+    def verdict(self, record, options, secret, symbol=None):
+        from . import _core
+
+        if "missing" in record:
+            raise _core.NotAttempted(f"`{symbol}` {record['missing']}")
+        outcomes = {}
+        for key, rec in record["cases"].items():
+            i, dev, dt = key.split("|")
+            err = rec.get("error")
+            outcomes[(int(i), dev, dt)] = _core.Outcome(
+                value=rec.get("value"),
+                error=_core.ErrorRecord(err["type"], tuple(err["mro"]), err["message"], err["frame"]) if err else None,
+                violations=[tuple(v) for v in rec.get("violations", [])], modified=bool(rec.get("modified")))
+        report = _core.run(self.exercise, None, self.options_cases(options), devices=("cpu",),
+                           fn_name=symbol or self.function, outcomes=outcomes, prepared=self.prepared(options))
+        if not report.ok:
+            raise _core.CheckFailure(report.message(symbol or self.function, reproduce=False))
+
+    # ---- the worker's side
+
+    def probe(self, fn, request):
+        from . import _core
+        from .grading.protocol import plain
+
+        results = {}
+        for call in request["calls"]:
+            try:
+                out = _core.probe_call(self.exercise, fn, tuple(call["args"]), dict(call["kwargs"]))
+            except NotImplementedError:
+                return {"missing": "still raises NotImplementedError"}
+            results[call["key"]] = {
+                "value": plain(out.value),
+                "error": _core.error_data(out.error) if isinstance(out.error, BaseException) else None,
+                "violations": [[op, getattr(rule, "reason", str(rule))] for op, rule in out.violations],
+                "modified": bool(out.modified),
+            }
+        return {"cases": results}

@@ -1,0 +1,23 @@
+"""Where things are in the repository: the one place that knows its layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the checkout (in an installed copy, the folder above the package: the other paths may then not exist)
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "autograder"
+SOLUTIONS = REPO / "solutions"      # the instructor notebooks: solutions/<aid>/<aid>.ipynb
+NOTEBOOKS = REPO / "notebooks"      # the released student notebooks, same layout
+BOOK = REPO / "book"                # the chapters' pages
+BUILD = REPO / "_build"             # everything built (the book, bench.json)
+TOC = REPO / "_toc.yml"
+CONFIG = REPO / "_config.yml"
+
+
+def solution_notebook(aid: str) -> Path:
+    return SOLUTIONS / aid / f"{aid}.ipynb"
+
+
+def release_notebook(aid: str) -> Path:
+    return NOTEBOOKS / aid / f"{aid}.ipynb"
