@@ -67,7 +67,7 @@ test: $(STAMP) $(MATHJAX)
 
 release: $(STAMP)
 	@mkdir -p .grading
-	@$(BIN)/python -m autograder.colab
+	@$(BIN)/python -m autograder.book.colab
 	@for aid in $(ASSIGNMENTS); do \
 	  $(BIN)/nbgrader generate_assignment "$$aid" --force --log-level=WARN || exit 1; \
 	done

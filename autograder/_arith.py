@@ -22,6 +22,14 @@ def pair(value, name: str = "argument") -> tuple[int, int]:
     return int(value), int(value)
 
 
+def as_pair(value) -> tuple:
+    """An int-or-pair argument (or a float, or None) as a 2-tuple, values as given and unchecked: for reading
+    a case's arguments, valid or not (:func:`pair` checks and converts, as torch does)."""
+    if value is None:
+        return (None, None)
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 def conv_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     """floor((i + 2p - d(k-1) - 1) / s) + 1 for one axis."""
     return (i + 2 * p - d * (k - 1) - 1) // s + 1

@@ -723,7 +723,7 @@ def policy_check(obj, name: str) -> None:
     """Tell a learner now what grading would do later: code the grader's static source policy flags (private
     torch modules, reflection, processes ...) scores 0 there and goes to a manual grade."""
     __tracebackhide__ = True  # noqa: F841
-    from .grading.policy import review_function
+    from ._policy import review_function
 
     findings = review_function(obj)
     if findings:

@@ -15,6 +15,7 @@ import random
 import torch
 import torch.nn.functional as F
 
+from ._arith import as_pair
 from ._core import Case, T
 
 NAMES = ("input",)
@@ -36,10 +37,7 @@ def reference_bilinear(input, size=None, scale_factor=None, align_corners=False)
     return F.interpolate(input, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=align_corners)
 
 
-def _pair(v):
-    if v is None:
-        return (None, None)
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+_pair = as_pair
 
 
 def out_sizes(H, W, size, scale_factor) -> tuple[int, int]:

@@ -14,11 +14,12 @@ import random
 import torch
 import torch.nn.functional as F
 
-from .contract import BenchShape, CaseCheck, bench_inputs
-from ._core import case_generator, Case, Exercise, Mistake, T
+from ._arith import as_pair
+from ._core import Case, Exercise, Mistake, T, case_generator
 from ._resize import require_4d
 from ._rules import Rule, warm_up
 from .ch02 import RESIZE_OPS
+from .contract import BenchShape, CaseCheck, bench_inputs
 
 warm_up()
 
@@ -30,8 +31,7 @@ RULE = Rule(RESIZE_OPS, "allocate zeros and write the input into them with strid
                         "no transposed convolution (that is the identity the chapter shows) and no upsampling")
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+_pair = as_pair
 
 
 def reference_bed_of_nails(input, stride):

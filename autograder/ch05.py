@@ -16,10 +16,11 @@ import random
 import torch
 import torch.nn.functional as F
 
-from .contract import BenchShape, CaseCheck, bench_inputs
-from ._core import case_generator, Case, Derived, Exercise, Mistake, T
+from ._arith import as_pair
+from ._core import Case, Derived, Exercise, Mistake, T, case_generator
 from ._resize import require_4d
 from ._rules import Rule, warm_up
+from .contract import BenchShape, CaseCheck, bench_inputs
 
 warm_up()
 
@@ -33,8 +34,7 @@ UNPOOL_RULE = Rule(POOL_OPS, "scatter the values to their positions yourself; no
                              "(nor max_pool's backward, which is the same scatter)")
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+_pair = as_pair
 
 
 def reference_max_pool2d_with_indices(input, kernel_size, stride=None, padding=0):

@@ -409,7 +409,7 @@ def _guarded(call, allow=()):
     return run_guarded(call, (RULE,), allow)
 
 
-def _plain(t, parameter=False):
+def _tensor_copy(t, parameter=False):
     """A plain CPU copy of a tensor; any other object (a subclass included) only by its type name."""
     if type(t) is torch.Tensor or (parameter and type(t) is nn.Parameter):
         return t.detach().to("cpu").clone()
@@ -467,8 +467,8 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -
         torch.manual_seed(1)
         init, err, _ = _guarded(lambda: cls(**INIT_CONFIG))
         if init is not None and getattr(init, "weight", None) is not None:
-            data["init"] = {"weight": _plain(init.weight, True),
-                            "bias": _plain(init.bias, True) if init.bias is not None else None}
+            data["init"] = {"weight": _tensor_copy(init.weight, True),
+                            "bias": _tensor_copy(init.bias, True) if init.bias is not None else None}
         for bad, why in INVALID_CONFIGS:
             _, err, _ = _guarded(lambda: cls(**bad))
             data["invalid"].append({"cfg": bad, "why": why, "raised": err})
@@ -491,11 +491,11 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -
                 continue
             xm = x.clone().requires_grad_()
             y, rec["forward_error"], rec["violations"] = _guarded(lambda: mine(xm))
-            rec["forward"] = _plain(y) if y is not None else None
+            rec["forward"] = _tensor_copy(y) if y is not None else None
             if type(y) is torch.Tensor and y.shape == up.shape and not rec["violations"]:
                 grads, rec["backward_error"], rec["violations"] = _guarded(
                     lambda: torch.autograd.grad((y * up).sum(), [xm, *mine.parameters()]))
-                rec["grads"] = [_plain(gr) for gr in grads] if grads is not None else None
+                rec["grads"] = [_tensor_copy(gr) for gr in grads] if grads is not None else None
             data["training"].append(rec)
     mine, err, _ = _guarded(lambda: cls(**GRADCHECK_CONFIG, dtype=torch.float64))
     if mine is not None:

@@ -127,7 +127,7 @@ def load_functions(path, skip_graded: bool = True) -> dict:
 
     Used to take the instructor's reference functions out of ``solutions/`` for
     the project's tests and benchmarks. IPython syntax (``%time``, say) is
-    translated first. The Colab install cell (``autograder.colab``) runs too: it
+    translated first. The Colab install cell (``autograder.book.colab``) runs too: it
     does nothing outside Colab.
     """
     from IPython.core.inputtransformer2 import TransformerManager

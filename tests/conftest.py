@@ -98,18 +98,11 @@ def make_course(tmp: Path, aids=ASSIGNMENTS) -> Path:
         dst = root / "source" / aid
         dst.mkdir(parents=True)
         shutil.copy(solution_path(aid), dst / f"{aid}.ipynb")
-    # The course's own configuration, with the folders moved into this private course.
-    (root / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
-        f"c.CourseDirectory.root = {str(root)!r}\n"
-        "c.CourseDirectory.source_directory = 'source'\n"
-        "c.CourseDirectory.release_directory = 'release'\n"
-        "c.CourseDirectory.submitted_directory = 'submitted'\n"
-        "c.CourseDirectory.autograded_directory = 'autograded'\n"
-        "c.CourseDirectory.feedback_directory = 'feedback'\n"
-        f"c.CourseDirectory.db_url = {'sqlite:///' + str(root / 'gradebook.db')!r}\n"
-    )
+    # The course's own configuration, with the folders moved into this private course (as `make grade` does,
+    # but with nbgrader's own autograde, which executes the notebooks).
+    from autograder.grading.cli import course_config
+
+    (root / "nbgrader_config.py").write_text(course_config(root, execute=True))
     return root
 
 

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from autograder import animations
-from autograder.animations import Rect
+from autograder.book import animations
+from autograder.book.animations import Rect
 
 FRAME = re.compile(r'frames\[(\d+)\] = "data:image/png;base64,')
 

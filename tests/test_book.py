@@ -127,7 +127,7 @@ def test_every_chapter_page_shows_executed_figures(built):
 
 
 def test_readme_links_every_exercise_notebook_as_make_release_writes_it():
-    from autograder import colab
+    from autograder.book import colab
 
     readme = (REPO / "README.md").read_text()
     assert readme == colab.readme_text(), "README's table of exercises is stale: run `make release`"

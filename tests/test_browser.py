@@ -21,7 +21,7 @@ from urllib.parse import urljoin
 import pytest
 
 from autograder import book
-from autograder import colab as colab_cell
+from autograder.book import colab as colab_cell
 from conftest import ASSIGNMENTS, REPO
 
 SHOTS = REPO / "_build" / "test-artifacts" / "browser"

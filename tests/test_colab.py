@@ -1,7 +1,7 @@
 """The Colab install cell: first in every notebook, inert outside Colab, a real install inside it.
 
 Colab opens notebooks/<aid>/<aid>.ipynb from the course's repository without the checking
-package; the notebooks' first code cell installs it there (autograder/colab.py writes it).
+package; the notebooks' first code cell installs it there (autograder/book/colab.py writes it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import nbformat
 import pytest
 import yaml
 
-from autograder import colab
+from autograder.book import colab
 from autograder import notebooks as nbs
 from conftest import ASSIGNMENTS, REPO, release_path, solution_path
 
@@ -129,7 +129,7 @@ def test_first_code_cell_installs_the_published_package_in_colab_only(kind, aid)
     cell = first_code_cell(nbs.read(path_of(kind, aid)))
     meta = nbs.nbgrader_meta(cell)
     assert cell.get("id") == colab.CELL_ID and meta.get("grade_id") == colab.CELL_ID, \
-        "the first code cell must be the Colab install cell (python -m autograder.colab, then make release)"
+        "the first code cell must be the Colab install cell (python -m autograder.book.colab, then make release)"
     assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), meta
     compile(cell.source, "<colab_install>", "exec")  # plain Python: a %pip or !pip line does not compile
     assert "get_ipython" not in cell.source
@@ -149,11 +149,11 @@ def test_the_cell_installs_pyproject_s_package_from_config_s_repository_and_bran
 
 
 def test_every_notebook_has_the_same_cell_and_it_is_what_autograder_colab_writes():
-    """One cell everywhere: is each copy equal to what `python -m autograder.colab` generates?"""
+    """One cell everywhere: is each copy equal to what `python -m autograder.book.colab` generates?"""
     expected = colab.cell_source()
     for kind, aid in NOTEBOOKS:
         assert first_code_cell(nbs.read(path_of(kind, aid))).source == expected, \
-            f"{kind} {aid}: run `python -m autograder.colab`, then `make release`"
+            f"{kind} {aid}: run `python -m autograder.book.colab`, then `make release`"
 
 
 def test_putting_the_cell_in_a_notebook_places_it_after_the_intro_and_is_idempotent():
@@ -223,6 +223,14 @@ def test_in_colab_the_cell_installs_the_package_and_a_visible_check_passes_from_
     assert len(report["calls"]) == 1 and "--no-deps" in report["calls"][0]
     assert (target / "autograder" / "__init__.py").exists() and (target / "autograder" / "ch01.py").exists()
     assert not (target / "torch").exists(), "--no-deps: nothing but the course's package is installed"
+    # only what a learner needs: not the grading pipeline, the book's tooling or the benchmarks
+    for job in ("grading", "book", "bench"):
+        assert not (target / "autograder" / job).exists(), f"the learner's install carries autograder/{job}"
+    chapters = sorted(p.stem for p in (target / "autograder").glob("ch[0-9][0-9].py"))
+    imported = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]:\n"
+                               "    importlib.import_module('autograder.' + m)", *chapters], env=clean_env(
+                                   PYTHONPATH=str(target)), cwd=elsewhere, capture_output=True, text=True, timeout=240)
+    assert len(chapters) >= 9 and imported.returncode == 0, imported.stderr[-2000:]
 
     (tmp_path / "first_check.py").write_text(FIRST_CHECK, encoding="utf-8")
     run = subprocess.run([sys.executable, str(tmp_path / "first_check.py"), str(solution_path("ch01_cnn_size"))],

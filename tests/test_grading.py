@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -251,7 +250,9 @@ def test_the_sandbox_is_real_where_bubblewrap_is_installed():
         if os.environ.get("CI"):
             pytest.fail("bubblewrap does not work in CI: .ci/run should have installed it")
         pytest.skip("bubblewrap does not work here: `make grade` refuses to run (unless --unsafe-no-sandbox)")
-    assert shutil.which("bwrap")
+    # available() means a trial run worked; a real one must also keep a failure a failure (not a silent pass)
+    cmd = sandbox.bwrap_command([sys.executable, "-I", "-c", "raise SystemExit(7)"], None, sandbox.Limits())
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 7
 
 
 def test_the_sandbox_hides_solutions_and_the_network(tmp_path):
@@ -280,4 +281,10 @@ def test_every_assignment_has_a_grading_spec_for_every_graded_part(aid):
 
     parts = graded_parts(solution_path(aid))
     assert parts and all(p.probes for p in parts)
-    assert sum(p.points for p in parts) == sum(g.points for g in nbs.graded_cells(nbs.read(solution_path(aid))))
+    # every probe names the learner symbol its graded cell's visible check is called on (read independently,
+    # from the cell's first line of code, not through the grader's own parser)
+    cells = {g.grade_id: g.source for g in nbs.graded_cells(nbs.read(solution_path(aid)))}
+    assert [p.grade_id for p in parts] == list(cells)
+    for part in parts:
+        visible = cells[part.grade_id].split("### BEGIN HIDDEN TESTS")[0]
+        assert any(f"{probe.check}({probe.symbol}" in visible for probe in part.probes), (part.grade_id, visible)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.grading.policy import (Finding, affected, definitions, review_cells, review_function,
+from autograder._policy import (Finding, affected, definitions, review_cells, review_function,
                                        review_source)
 from conftest import ASSIGNMENTS, REPO, release_path
 

@@ -266,14 +266,10 @@ def without_hidden_tests(notebook: Path) -> bytes:
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
 
 
-def setup_course(aid: str, out: Path) -> Path:
-    course = out / "course"
-    src = solution_notebook(aid)
-    if not src.exists():
-        raise SystemExit(f"error: no assignment {aid!r} (expected {src})")
-    (course / "source" / aid).mkdir(parents=True, exist_ok=True)
-    source = course / "source" / aid / f"{aid}.ipynb"
-    stripped = without_hidden_tests(src)
+def course_config(course: Path, execute: bool = True) -> str:
+    """A private nbgrader course's configuration: the course's own (autograder/nbgrader_config.py) with its
+    folders moved into ``course``. ``execute=False`` (what `make grade` uses): autograde executes nothing,
+    it only restores locked and test cells and records the cells (the grader's verdicts replace the scores)."""
     config = ("c = get_config()\n"
               f"load_subconfig({str(REPO / 'autograder' / 'nbgrader_config.py')!r})\n"
               f"c.CourseDirectory.root = {str(course)!r}\n"
@@ -282,12 +278,23 @@ def setup_course(aid: str, out: Path) -> Path:
               "c.CourseDirectory.submitted_directory = 'submitted'\n"
               "c.CourseDirectory.autograded_directory = 'autograded'\n"
               "c.CourseDirectory.feedback_directory = 'nbgrader_feedback'\n"
-              f"c.CourseDirectory.db_url = {'sqlite:///' + str(course / 'gradebook.db')!r}\n"
-              "# Nothing is executed by nbgrader here: student code runs only in the sandbox.\n"
-              "# (sanitize_preprocessors still restore locked and test cells; the scores saved here are replaced\n"
-              "# by the grader's verdicts.)\n"
-              "c.Autograde.autograde_preprocessors = ['nbgrader.preprocessors.SaveAutoGrades',\n"
-              "    'nbgrader.preprocessors.CheckCellMetadata']\n")
+              f"c.CourseDirectory.db_url = {'sqlite:///' + str(course / 'gradebook.db')!r}\n")
+    if not execute:
+        config += ("# Nothing is executed by nbgrader here: student code runs only in the sandbox.\n"
+                   "c.Autograde.autograde_preprocessors = ['nbgrader.preprocessors.SaveAutoGrades',\n"
+                   "    'nbgrader.preprocessors.CheckCellMetadata']\n")
+    return config
+
+
+def setup_course(aid: str, out: Path) -> Path:
+    course = out / "course"
+    src = solution_notebook(aid)
+    if not src.exists():
+        raise SystemExit(f"error: no assignment {aid!r} (expected {src})")
+    (course / "source" / aid).mkdir(parents=True, exist_ok=True)
+    source = course / "source" / aid / f"{aid}.ipynb"
+    stripped = without_hidden_tests(src)
+    config = course_config(course, execute=False)
     release = course / "release" / aid / f"{aid}.ipynb"
     if (source.exists() and source.read_bytes() == stripped and release.exists()
             and (course / "gradebook.db").exists() and (course / "nbgrader_config.py").read_text() == config):
@@ -412,7 +419,7 @@ def course_cells(release: dict) -> set[str]:
 
 def policy_zeroes(cells, parts: list[GradedPart], exempt: set[str]) -> tuple[dict, list]:
     """The parts the static policy scores 0 (part -> reason), and every finding's description."""
-    from . import policy
+    from .. import _policy as policy
 
     findings = policy.review_cells([(i, src) for i, src in cells], exempt)
     if not findings:

@@ -8,7 +8,7 @@ This process never runs student code. It believes only what it computes itself:
 * **speed**: a timed part is clocked here, around ``go``/``done`` frames, on fresh inputs per run with
   every output verified, alternating with torch's own function in a worker of the grader's (same sandbox,
   thread count and protocol); timed parts run one at a time, with no other worker busy (:data:`GATE`);
-* **rules**: the static source policy (:mod:`autograder.grading.policy`) zeroes the parts whose code
+* **rules**: the static source policy (:mod:`autograder._policy`) zeroes the parts whose code
   could switch the in-sandbox operator guard off, whatever the worker reports.
 """
 
@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import policy, sandbox
+from . import sandbox
+from .. import _policy as policy
 from . import zygote as zygote_codes
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 from .spec import CaseCheck, GradedPart, check_module, graded_checks

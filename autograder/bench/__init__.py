@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .notebooks import load_functions
-from .timing import paired
+from ..notebooks import load_functions
+from ..timing import paired
 
-from .paths import REPO, release_notebook, solution_notebook
+from ..paths import REPO, release_notebook, solution_notebook
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,8 +33,8 @@ def solution(aid: str) -> dict:
 def bench_checks(runs):
     """Latency of every visible check a learner runs (each part), against torch computing the same cases bare:
     every case check of the registry, on the solution of each assignment that uses it."""
-    from .contract import CaseCheck
-    from .registry import kernels
+    from ..contract import CaseCheck
+    from ..registry import kernels
 
     rows = []
     for aid, symbol, check in kernels():
@@ -95,8 +95,8 @@ def bench_cold_start(runs):
 def _kernel_cases(device):
     """(label, the solution's call, torch's label, torch's call) for each kernel of the course that its check
     gives a benchmark shape (:class:`~autograder.contract.BenchShape`), on each assignment's solution."""
-    from .contract import CaseCheck
-    from .registry import kernels
+    from ..contract import CaseCheck
+    from ..registry import kernels
 
     found = []
     for aid, symbol, check in kernels():
@@ -161,7 +161,7 @@ def bench_book():
 def grading_classes() -> dict[str, int]:
     """The classes the grading benchmark grades: each assignment one of whose checks asks for one
     (``GradedCheck.bench_class``), of the largest size asked."""
-    from .registry import checks, uses
+    from ..registry import checks, uses
 
     sizes: dict[str, int] = {}
     for u in uses():
@@ -182,8 +182,8 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
 
     import nbformat
 
-    from . import notebooks as nbs
-    from .grading.cli import nbgrader, setup_course
+    from .. import notebooks as nbs
+    from ..grading.cli import course_config, nbgrader, setup_course
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     release = nbs.read(release_notebook(aid))
@@ -226,8 +226,7 @@ def bench_grading(n: int = 20, aid: str = "ch06_transposed_conv"):
     # Plain nbgrader: the same course, its default autograde (executes every notebook), one at a time.
     plain = tmp / "plain"
     course = setup_course(aid, plain)
-    cfg = (course / "nbgrader_config.py").read_text().split("# Nothing is executed")[0]
-    (course / "nbgrader_config.py").write_text(cfg)
+    (course / "nbgrader_config.py").write_text(course_config(course, execute=True))
     for k in range(n):
         dst = course / "submitted" / f"s{k:02d}" / aid
         dst.mkdir(parents=True)
@@ -255,8 +254,8 @@ def bench_speed_agreement(routes=("scatter", "fold")):
     import os
     import subprocess
 
-    from . import _arith, ch09
-    from .grading import grader, sandbox
+    from .. import _arith, ch09
+    from ..grading import grader, sandbox
 
     if not sandbox.available():
         print("bubblewrap does not work here: the grader-side speed figures are skipped.")

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from .paths import REPO
+from ..paths import REPO
 EDITIONS = ("instructor", "student")
 INSTRUCTOR_PAGE = "book/instructors"
 
 
 def assignments(repo: Path = REPO) -> list[str]:
     """The assignments of the checkout at ``repo`` (:func:`autograder.registry.assignments`)."""
-    from .registry import assignments as found
+    from ..registry import assignments as found
 
     return found(repo / "solutions")
 

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation
 from matplotlib.patches import Rectangle
 
-from ._arith import pair
+from .._arith import pair
 from .figures import INPUT_COLOR, INPUT_LIGHT, KERNEL_COLOR, KERNEL_LIGHT, OUTPUT_COLOR, OUTPUT_LIGHT, PAD_COLOR
 
 # --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ does nothing. It is plain Python, not ``%pip``, because the grader runs cells ou
 
 After changing the repository or branch in ``_config.yml`` (a fork, say):
 
-    python -m autograder.colab    # rewrite the cell in solutions/*/*.ipynb
+    python -m autograder.book.colab    # rewrite the cell in solutions/*/*.ipynb
     make release                  # regenerate notebooks/ from them
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .paths import REPO
+from ..paths import REPO
 CELL_ID = "colab_install"  # the cell's id and nbgrader grade_id: locked, neither graded nor a solution
 PLACEHOLDER = "<REQUIREMENT>"
 
@@ -87,7 +87,7 @@ def put_cell(nb, source: str) -> None:
     nb.cells.insert(first_code, cell)
 
 
-README_BEGIN = "<!-- exercises: written by `make release` (autograder/colab.py) -->"
+README_BEGIN = "<!-- exercises: written by `make release` (autograder/book/colab.py) -->"
 README_END = "<!-- end of exercises -->"
 
 

@@ -1,0 +1,7 @@
+"""``python -m autograder.bench``: make bench."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
