@@ -8,19 +8,26 @@ One library serves two audiences:
 * instructors, through the hidden tests in ``solutions/`` that call the same
   checks on a hidden suite of cases, and through nbgrader (``nbgrader_config.py``).
 
-Modules, one job each:
+Modules, one job each. What a learner installs (the Colab cell):
 
+``chNN``       one module per chapter: its checks (declared as :mod:`contract` objects), cases,
+               references and the known mistakes the diagnostics recognise;
+``contract``   what a check is: ``GradedCheck`` and ``CaseCheck`` (which makes each ``check_*``);
+``registry``   every check, discovered in the chapter modules; which assignment uses which;
+``_cases``     what a check is made of: exercises, cases, tensors, tolerances, devices;
+``_core``      the check engine: runs and judges the cases, words the report;
 ``_rules``     forbids named torch operators at the dispatcher level;
+``_policy``    the static source review (visible checks warn; the grader zeroes);
 ``_arith``     output-size formulas and the diagnosis of a wrong size;
-``_core``      the check engine: cases, devices, dtypes, comparison, messages;
-``chNN``       one module per chapter: its exercises' cases, references and
-               the known mistakes the diagnostics recognise;
-``figures``    plotting helpers shared by the book's chapters;
-``animations`` the book's sliding / stamping animations (frames checked against torch);
-``colab``      the Colab install cell, the first code cell of each exercise notebook;
-``book``       the book's two editions (instructor, student) and their builds;
 ``notebooks``  reading graded cells out of nbgrader notebooks;
-``progress``   ``make check``: a learner's progress table.
+``progress``   ``make check``: a learner's progress table;
+``paths``      the repository's layout, in one place.
+
+In the repository only (not in a learner's install):
+
+``grading``    ``make grade``: intake, sandbox, zygote, grader and worker, nbgrader, CSV, feedback;
+``book``       the book's two editions and their builds, its figures, animations and Colab cell;
+``bench``      ``make bench``: timings as ratios against baselines measured side by side.
 """
 
 __all__ = ["CheckFailure", "NotAttempted", "RuleViolation"]

@@ -36,11 +36,13 @@ def conv_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
 
 
 def conv_formula_text(i: int, k: int, s: int, p: int, d: int) -> str:
+    """The convolution output-size formula of one axis with its numbers filled in, and its value (for messages)."""
     return f"floor(({i} + 2·{p} − {d}·({k}−1) − 1) / {s}) + 1 = {conv_out(i, k, s, p, d)}"
 
 
 @dataclass(frozen=True)
 class Variant:
+    """A plausible wrong size formula: the mistake it stands for, and the formula that makes it."""
     name: str
     formula: Callable[..., int]
 
@@ -95,6 +97,7 @@ def convT_out(i: int, k: int, s: int = 1, p: int = 0, op: int = 0, d: int = 1) -
 
 
 def convT_formula_text(i, k, s, p, op, d) -> str:
+    """The transposed-convolution output-size formula of one axis with its numbers and its value (for messages)."""
     return f"({i}−1)·{s} − 2·{p} + {d}·({k}−1) + {op} + 1 = {convT_out(i, k, s, p, op, d)}"
 
 

@@ -4,8 +4,8 @@ A check runs a learner's function and torch's reference on the same inputs,
 case by case, on every available device and on the dtypes each case asks for,
 and turns the first difference into a sentence a learner can act on.
 
-    Exercise  what is checked: reference, rules, tolerances, known mistakes
-    Case      one call: tensor shapes (or explicit values), hyper-parameters, seed
+    Exercise  what is checked: reference, rules, tolerances, known mistakes (:mod:`autograder._cases`)
+    Case      one call: tensor shapes (or explicit values), hyper-parameters, seed (:mod:`autograder._cases`)
     run()     the loop; returns a Report
     check()   run() + print a summary, or raise CheckFailure with the report
 
@@ -51,232 +51,9 @@ class NotAttempted(_LearnerFacing, NotImplementedError):
     """The learner's function still raises NotImplementedError."""
 
 
-# --------------------------------------------------------------------------
-# Tolerances: stated once, quoted in every message.
-
-TOLERANCES = {
-    torch.float64: (1e-7, 1e-9),  # (rtol, atol): only summation order may differ
-    torch.float32: (1e-4, 1e-4),
-    torch.int64: (0, 0),  # indices are exact
-}
-
-DTYPE_NAMES = {torch.float64: "float64", torch.float32: "float32", torch.int64: "int64"}
-
-
-#: On CUDA, float32 matrix and convolution kernels may use TF32 (10-bit mantissa): torch's own
-#: reference is then only good to about 1e-3, so the float32 tolerance is wider there.
-CUDA_TOLERANCES = {torch.float32: (2e-3, 2e-3)}
-
-
-def tolerance(dtype, device="cpu") -> tuple[float, float]:
-    if str(device).startswith("cuda") and dtype in CUDA_TOLERANCES:
-        return CUDA_TOLERANCES[dtype]
-    return TOLERANCES.get(dtype, TOLERANCES[torch.float32])
-
-
-def tolerance_text(dtype, device="cpu") -> str:
-    rtol, atol = tolerance(dtype, device)
-    where = " on CUDA, TF32 allowed" if str(device).startswith("cuda") and dtype in CUDA_TOLERANCES else ""
-    return f"{DTYPE_NAMES.get(dtype, dtype)}{where}: rtol={rtol:g}, atol={atol:g}"
-
-
-def available_devices() -> list[str]:
-    """CPU always; CUDA when torch sees a device (``COURSE_DEVICES`` can narrow it)."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    wanted = os.environ.get("COURSE_DEVICES")
-    if wanted:
-        devices = [d for d in devices if d in wanted.split(",")]
-    return devices
-
-
-CPU_ONLY_NOTICE = "CUDA not available — checked on CPU only."
-
-
-# --------------------------------------------------------------------------
-# Cases
-
-
-@dataclass(frozen=True)
-class T:
-    """A tensor argument: random values of ``shape``, or explicit ``values``.
-
-    ``kind="randn"`` draws normal values (asymmetric, so flips and transposes
-    show); ``kind="ties"`` draws small integers, so that equal values are common
-    (max pooling must break ties the way torch does).
-    """
-
-    shape: tuple[int, ...]
-    values: Any = None
-    kind: str = "randn"
-
-    def make(self, gen: torch.Generator) -> torch.Tensor:
-        if self.values is not None:
-            return torch.tensor(self.values, dtype=torch.float64).reshape(self.shape)
-        if self.kind == "ties":
-            return torch.randint(0, 3, self.shape, generator=gen).to(torch.float64)
-        return torch.randn(self.shape, generator=gen, dtype=torch.float64)
-
-    def repro(self) -> str:
-        dims = ", ".join(map(str, self.shape))
-        if self.values is not None:
-            return f"torch.tensor({self.values!r}, dtype=DTYPE).reshape({dims})"
-        if self.kind == "ties":
-            return f"torch.randint(0, 3, ({dims},), generator=g).to(DTYPE)"
-        return f"torch.randn({dims}, generator=g, dtype=DTYPE)"
-
-
-class Derived:
-    """A placeholder argument that ``Case.prepare`` fills in; shown by name in messages."""
-
-    def __init__(self, name: str, note: str = ""):
-        self.name, self.note = name, note
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-@dataclass
-class Case:
-    """One call of the learner's function: ``fn(*args, **kwargs)``.
-
-    ``names`` names the positional arguments (for messages and the repro line).
-    Tensor arguments are ``T`` objects, drawn in order from a generator seeded
-    with ``seed``, so a failure can be reproduced with one line.
-    """
-
-    names: tuple[str, ...]
-    args: tuple
-    kwargs: dict = field(default_factory=dict)
-    seed: int = 0
-    label: str = ""
-    dtypes: tuple = (torch.float64,)
-    #: arguments torch rejects: the learner's function must raise too (an ``invalid arguments`` case)
-    invalid: bool = False
-    #: (args, kwargs) -> (args, kwargs), run after the tensors are drawn: for
-    #: arguments derived from others (max_unpool2d's indices come from a pooling).
-    prepare: Callable | None = None
-    #: the repro's set-up line for ``prepare`` (uses the drawn tensors' names).
-    prepare_repro: str = ""
-
-    def materialise(self, device: str = "cpu", dtype=torch.float64):
-        gen = torch.Generator().manual_seed(self.seed)
-
-        def conv(v):
-            if isinstance(v, T):
-                return v.make(gen).to(device=device, dtype=dtype)
-            return v
-
-        args = tuple(conv(a) for a in self.args)
-        kwargs = {k: conv(v) for k, v in self.kwargs.items()}
-        if self.prepare is not None:
-            args, kwargs = self.prepare(args, kwargs)
-        return args, kwargs
-
-    def describe(self) -> str:
-        tensors, params = [], []
-        for name, v in list(zip(self.names, self.args)) + list(self.kwargs.items()):
-            if isinstance(v, T):
-                tensors.append(f"{name} {tuple(v.shape)}")
-            elif isinstance(v, Derived):
-                tensors.append(f"{name} {v.note}".strip())
-            elif v is None:
-                tensors.append(f"{name}=None")
-            else:
-                params.append(f"{name}={v!r}")
-        parts = [p for p in (", ".join(params), ", ".join(tensors)) if p]
-        text = " — ".join(parts)
-        return f"{self.label}: {text}" if self.label else text
-
-    def repro(self, fn_name: str, dtype=torch.float64, device: str = "cpu") -> str:
-        lines = [f"DTYPE = torch.{DTYPE_NAMES[dtype]}"]
-        if any(isinstance(v, T) and v.values is None for v in (*self.args, *self.kwargs.values())):
-            lines.append(f"g = torch.Generator().manual_seed({self.seed})")
-        call = []
-        for name, v in zip(self.names, self.args):
-            if isinstance(v, T):
-                dev = "" if device == "cpu" else f".to('{device}')"
-                lines.append(f"{name} = {v.repro()}{dev}")
-                call.append(name)
-            else:
-                call.append(repr(v))
-        for name, v in self.kwargs.items():
-            if isinstance(v, T):
-                lines.append(f"{name} = {v.repro()}")
-                call.append(f"{name}={name}")
-            else:
-                call.append(f"{name}={v!r}")
-        if self.prepare_repro:
-            lines.append(self.prepare_repro)
-        lines.append(f"{fn_name}({', '.join(call)})")
-        return "; ".join(lines)
-
-
-def case_generator(parts: tuple[str, ...], salt: str = ""):
-    """Decorate ``gen(part, suite, base, rng) -> cases`` into ``cases(part="all", suite="visible", seed=None)``.
-
-    Handles what every chapter's generator shares: ``part="all"`` is every part in order; an unknown
-    part is an error; ``seed=None`` means 0 for the visible suite and 1 for the hidden one; the random
-    generator is seeded by the salt, the part and that seed.
-    """
-    import functools
-    import random
-
-    def decorate(gen):
-        @functools.wraps(gen)
-        def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list:
-            if part == "all" and "all" not in parts:  # a one-part exercise names its part "all"
-                return [c for p in parts for c in cases(p, suite, seed)]
-            if part not in parts:
-                raise ValueError(f"part must be one of {parts + ('all',)}, got {part!r}")
-            if suite not in ("visible", "hidden"):
-                raise ValueError(f"suite must be 'visible' or 'hidden', got {suite!r}")
-            base = seed if seed is not None else (0 if suite == "visible" else 1)
-            return gen(part, suite, base, random.Random(f"{salt}{part}-{base}"))
-        return cases
-    return decorate
-
-
-# --------------------------------------------------------------------------
-# Exercises
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """A known wrong variant: ``fn`` computes what that mistake would return."""
-
-    name: str
-    fn: Callable
-
-
-@dataclass
-class Exercise:
-    """What a check compares a learner's function against.
-
-    ``reference``      torch's implementation, called with the same arguments
-    ``rules``          operators the learner's function may not call
-    ``mistakes``       known wrong variants, to name a likely mistake
-    ``shape_hint``     (args, kwargs, expected_shape, got_shape) -> sentence or None
-    ``features``       case -> {feature: bool}, to find what failing cases share
-    ``returns``        "tensor" or "size" (an int, or a tuple of ints)
-    ``output_names``   for a function returning a tuple of tensors, their names
-    ``errors``         exception types accepted where torch rejects the arguments
-    ``error_hint``     (args, kwargs, exception) -> sentence or None, when the learner's code raises
-    """
-
-    name: str
-    reference: Callable
-    rules: tuple[Rule, ...] = ()
-    rule_text: str = ""
-    mistakes: tuple[Mistake, ...] = ()
-    shape_hint: Callable | None = None
-    size_hint: Callable | None = None
-    features: Callable[[Case], dict[str, bool]] | None = None
-    returns: str = "tensor"
-    output_names: tuple[str, ...] = ()
-    error_hint: Callable | None = None
-    errors: tuple[type, ...] = (ValueError, RuntimeError)
+# What a check is made of lives in _cases; chapters import it from here, with the engine.
+from ._cases import (CPU_ONLY_NOTICE, CUDA_TOLERANCES, DTYPE_NAMES, TOLERANCES, Case, Derived,  # noqa: E402,F401
+                     Exercise, Mistake, T, available_devices, case_generator, tolerance, tolerance_text)
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +62,7 @@ class Exercise:
 
 @dataclass
 class Outcome:
+    """What one call gave: its value or error, the rules it broke, its time, and whether it changed an input."""
     value: Any = None
     error: Any = None  # the exception, or an ErrorRecord when the call ran in another process
     violations: list = field(default_factory=list)
@@ -334,6 +112,7 @@ def _learner_frame(exc) -> str:
 
 
 def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
+    """Call the learner's function under the exercise's rules and record the outcome (not attempted: NotAttempted)."""
     guard, library = OpGuard(ex.rules), LibraryGuard()
     out = Outcome()
     start = time.perf_counter()
@@ -354,6 +133,7 @@ def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
 
 
 def call_reference(ex: Exercise, args, kwargs) -> Outcome:
+    """Call the exercise's reference on the same arguments; an error it raises is recorded, not raised."""
     out = Outcome()
     try:
         out.value = ex.reference(*args, **kwargs)
@@ -453,6 +233,7 @@ def _size_type_problem(name: str, got, want) -> str | None:
 
 @dataclass
 class Failure:
+    """A case that failed on one device and dtype: the problem, the mistake that explains it, whether a rule broke."""
     case: Case
     device: str
     dtype: Any
@@ -607,6 +388,7 @@ def _match_mistake(ex: Exercise, args, kwargs, got) -> str | None:
 
 @dataclass
 class Report:
+    """The result of running an exercise's cases: counts, failures, and the features of passing and failing cases."""
     name: str
     cases: int = 0
     calls: int = 0
@@ -619,6 +401,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """True when no case failed."""
         return not self.failures
 
     def pattern(self) -> str | None:
@@ -636,6 +419,7 @@ class Report:
                 f"the {len(passed)} valid cases without it pass.")
 
     def summary(self) -> str:
+        """The one-line success message: how many cases pass, in which dtypes, on which devices."""
         where = ", ".join(self.devices)
         dts = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."

@@ -68,6 +68,7 @@ class Finding:
     scope: str | None    # the top-level def/class whose body it sits in; None: runs at a cell's top level
 
     def describe(self) -> str:
+        """The finding in one line: cell, line, the construct and why it is not allowed."""
         return f"cell {self.cell}, line {self.line}: `{self.construct}` — {self.why}"
 
 

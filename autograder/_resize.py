@@ -16,23 +16,26 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import as_pair
-from ._core import Case, T
+from ._core import Case, Exercise, T
 
 NAMES = ("input",)
 
 
 def require_4d(input) -> None:
+    """Raise ValueError unless ``input`` is a 4-D (N, C, H, W) tensor."""
     if not isinstance(input, torch.Tensor) or input.dim() != 4:
         shape = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
         raise ValueError(f"expected a 4-D input (N, C, H, W), got {shape}")
 
 
 def reference_nearest(input, size=None, scale_factor=None):
+    """torch's ``mode="nearest"`` interpolation, for 4-D input only: Chapter 2's reference."""
     require_4d(input)
     return F.interpolate(input, size=size, scale_factor=scale_factor, mode="nearest")
 
 
 def reference_bilinear(input, size=None, scale_factor=None, align_corners=False):
+    """torch's ``mode="bilinear"`` interpolation, for 4-D input only: Chapter 4's reference."""
     require_4d(input)
     return F.interpolate(input, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=align_corners)
 
@@ -41,6 +44,7 @@ _pair = as_pair
 
 
 def out_sizes(H, W, size, scale_factor) -> tuple[int, int]:
+    """The output (H, W): ``size`` when given, else each input size times its scale factor, rounded down."""
     if size is not None:
         return tuple(int(v) for v in _pair(size))
     sh, sw = _pair(scale_factor)
@@ -48,6 +52,7 @@ def out_sizes(H, W, size, scale_factor) -> tuple[int, int]:
 
 
 def shape_hint(args, kwargs, want, got):
+    """Why a resize output has the wrong shape, as sentences for the failure message (None if no reason is found)."""
     x = args[0]
     H, W = x.shape[-2:]
     size, sf = kwargs.get("size"), kwargs.get("scale_factor")
@@ -74,6 +79,7 @@ def shape_hint(args, kwargs, want, got):
 
 
 def features(case: Case) -> dict[str, bool]:
+    """What a resize case has (a size, a fractional or downscaling factor, ...), to find what failing cases share."""
     kw = case.kwargs
     size, sf = kw.get("size"), kw.get("scale_factor")
     factors = [v for v in _pair(sf) if v is not None]
@@ -97,6 +103,7 @@ def _factor(rng: random.Random):
 
 
 def random_cases(rng: random.Random, count: int, seed_base: int, align_corners: bool = False) -> list[Case]:
+    """``count`` random valid cases, each with a size or an int, fractional or per-axis scale factor."""
     cases = []
     k = 0
     while len(cases) < count:
@@ -120,6 +127,7 @@ def random_cases(rng: random.Random, count: int, seed_base: int, align_corners: 
 
 
 def invalid_cases(seed: int, align_corners: bool = False) -> list[Case]:
+    """Arguments torch rejects, each next to the valid edge on its other side: the 'invalid' part."""
     x = T((1, 2, 4, 5))
     extra = {"align_corners": False} if align_corners else {}
     return [
@@ -149,6 +157,7 @@ def source_scale(in_size: int, out_size: int, factor, use_factor: bool = True) -
 
 
 def gather2d(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``x`` with its rows, then its columns, picked by index: the gather behind the resize models."""
     return x[..., rows, :][..., :, cols]
 
 
@@ -213,6 +222,14 @@ def bilinear_model(x, size=None, scale_factor=None, align_corners=False, *, half
     top = gather2d(x, r0, c0) * (1 - lc) + gather2d(x, r0, c1) * lc
     bottom = gather2d(x, r1, c0) * (1 - lc) + gather2d(x, r1, c1) * lc
     return top * (1 - lr)[:, None] + bottom * lr[:, None]
+
+
+def resize_exercise(name: str, reference, rule, mistakes) -> Exercise:
+    """The exercise of a resizing chapter (2 and 4): its reference, rule and mistake models, this module's
+    shape hint and failure features."""
+    return Exercise(name=name, reference=reference, rules=(rule,),
+                    rule_text="no interpolation, upsampling or convolution operator was called",
+                    mistakes=mistakes, shape_hint=shape_hint, features=features)
 
 
 RESIZE_PARTS = ("integer", "any", "invalid")

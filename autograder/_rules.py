@@ -36,6 +36,7 @@ class Rule:
         object.__setattr__(self, "_compiled", re.compile(self.pattern))
 
     def matches(self, op_name: str) -> bool:
+        """True when this rule forbids the aten operator ``op_name``."""
         return self._compiled.search(op_name) is not None
 
 
@@ -43,6 +44,10 @@ class Rule:
 #: convolution_backward, cudnn/mkldnn/miopen/slow/thnn/nnpack variants,
 #: transposed and depthwise convolutions.
 CONVOLUTION_OPS = r"conv(olution|_?[123]d|_transpose|_depthwise|_tbc)"
+
+#: Every aten resampling operator: upsample_* / _upsample_*, grid_sampler, and the convolutions (nearest
+#: neighbour is a transposed convolution with a box kernel): what the resizing exercises may not call.
+RESIZE_OPS = rf"upsample|interpolate|grid_sampler|affine_grid|{CONVOLUTION_OPS}"
 
 
 #: The name a rule matches for ``aten.convolution`` called with ``transposed=True``.

@@ -142,6 +142,7 @@ CONV2D_RULE = Rule(CONVOLUTION_OPS, "build conv2d from indexing, slicing, sums a
 
 
 def reference_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch's ``F.conv2d``: what the learner's conv2d is compared with."""
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
@@ -341,6 +342,8 @@ def _invalid_cases(seed: int) -> list[Case]:
 
 @case_generator(PARTS)
 def conv2d_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
+    """conv2d cases of a part: 'basic' (with a hand-worked case), 'hyper' (stride, padding, dilation) or 'groups'
+    (with invalid arguments and their edges)."""
     count = {"visible": 8, "hidden": 20}[suite]
     cases = [_hand_worked()] if part == "basic" else []
     k = 0

@@ -9,17 +9,13 @@ import torch.nn.functional as F
 
 from . import _resize as R
 from .contract import BenchShape, CaseCheck, bench_inputs
-from ._core import Case, Exercise, Mistake, T
-from ._rules import Rule, warm_up
+from ._core import Case, Mistake, T
+from ._rules import RESIZE_OPS, Rule, warm_up
 
 warm_up()
 
 SIGNATURE = "input, size=None, scale_factor=None"
 PARTS = R.RESIZE_PARTS
-
-#: Every aten resampling operator: upsample_* / _upsample_*, grid_sampler, and
-#: convolutions (nearest neighbour is a transposed convolution with a box kernel).
-RESIZE_OPS = r"upsample|interpolate|grid_sampler|affine_grid|conv(olution|_?[123]d|_transpose|_depthwise|_tbc)"
 
 RULE = Rule(RESIZE_OPS, "compute the source index of every output pixel yourself, then gather; "
                         "no interpolate/upsample/grid_sample and no convolutions")
@@ -51,15 +47,7 @@ def _mistakes():
     )
 
 
-EXERCISE = Exercise(
-    name="upsample_nearest",
-    reference=R.reference_nearest,
-    rules=(RULE,),
-    rule_text="no interpolation, upsampling or convolution operator was called",
-    mistakes=_mistakes(),
-    shape_hint=R.shape_hint,
-    features=R.features,
-)
+EXERCISE = R.resize_exercise("upsample_nearest", R.reference_nearest, RULE, _mistakes())
 
 HAND_WORKED = [
     Case(R.NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]),), {"scale_factor": 2},
@@ -74,6 +62,7 @@ HAND_WORKED = [
 
 
 def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    """upsample_nearest cases of a part ('integer', 'any', 'invalid' or 'all'), the hand-worked ones included."""
     return R.resize_cases(HAND_WORKED, part, suite, seed)
 
 

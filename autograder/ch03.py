@@ -109,6 +109,7 @@ EXERCISE = Exercise(
 
 @case_generator(PARTS)
 def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
+    """bed_of_nails cases of a part: 'int' strides (with a hand-worked case) or 'pair' strides (with invalid ones)."""
     out = []
     if part == "int":
         out.append(Case(NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]), 2), label="hand-worked: [[1, 2], [3, 4]], stride 2"))

@@ -9,9 +9,8 @@ import torch.nn.functional as F
 
 from . import _resize as R
 from .contract import BenchShape, CaseCheck, bench_inputs
-from ._core import Case, Exercise, Mistake, T
-from ._rules import Rule, warm_up
-from .ch02 import RESIZE_OPS
+from ._core import Case, Mistake, T
+from ._rules import RESIZE_OPS, Rule, warm_up
 
 warm_up()
 
@@ -46,15 +45,7 @@ def _mistakes():
     )
 
 
-EXERCISE = Exercise(
-    name="upsample_bilinear",
-    reference=R.reference_bilinear,
-    rules=(RULE,),
-    rule_text="no interpolation, upsampling or convolution operator was called",
-    mistakes=_mistakes(),
-    shape_hint=R.shape_hint,
-    features=R.features,
-)
+EXERCISE = R.resize_exercise("upsample_bilinear", R.reference_bilinear, RULE, _mistakes())
 
 HAND_WORKED = [
     Case(R.NAMES, (T((1, 1, 2, 2), [1., 2., 3., 4.]),), {"scale_factor": 2, "align_corners": False},
@@ -65,6 +56,7 @@ HAND_WORKED = [
 
 
 def cases(part: str = "all", suite: str = "visible", seed: int | None = None) -> list[Case]:
+    """upsample_bilinear cases of a part ('integer', 'any', 'invalid' or 'all'), with align_corners drawn too."""
     return R.resize_cases(HAND_WORKED, part, suite, seed, align_corners=True)
 
 

@@ -38,11 +38,13 @@ _pair = as_pair
 
 
 def reference_max_pool2d_with_indices(input, kernel_size, stride=None, padding=0):
+    """torch's ``F.max_pool2d`` with ``return_indices=True``, for 4-D input only."""
     require_4d(input)
     return F.max_pool2d(input, kernel_size, stride, padding, return_indices=True)
 
 
 def reference_max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """torch's ``F.max_unpool2d``, for 4-D input only."""
     require_4d(input)
     return F.max_unpool2d(input, indices, kernel_size, stride, padding, output_size)
 
@@ -239,6 +241,8 @@ def _draw_pool(rng: random.Random, part: str):
 
 @case_generator(PARTS, salt="pool-")
 def pool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
+    """max_pool2d_with_indices cases of a part: 'basic' (with a hand-worked grid with ties) or 'general' (with
+    invalid arguments and their edges)."""
     out = []
     if part == "basic":
         grid = [1., 5., 2., 2., 3., 0., 2., 1., 7., 7., 0., 4., 7., 1., 4., 4.]
@@ -283,6 +287,8 @@ def _unpool_prepare(k, stride, padding):
 
 @case_generator(PARTS, salt="unpool-")
 def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
+    """max_unpool2d cases of a part, their indices from pooling the drawn input; 'general' adds output_size
+    at each end of torch's range."""
     out = []
     count = {"visible": 8, "hidden": 24}[suite]
     k = 0

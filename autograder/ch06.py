@@ -161,6 +161,7 @@ RULE = Rule(CONVOLUTION_OPS, "build the transposed convolution from indexing, su
 
 
 def reference_conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch's ``F.conv_transpose2d``: what the learner's conv_transpose2d is compared with."""
     return F.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
@@ -358,6 +359,8 @@ def _invalid_cases(seed: int) -> list[Case]:
 
 @case_generator(PARTS)
 def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
+    """conv_transpose2d cases of a part: 'basic' (with a hand-worked case), 'general' or 'groups' (with invalid
+    arguments and their edges)."""
     count = {"visible": 10, "hidden": 40}[suite]
     out = [_hand_worked()] if part == "basic" else []
     k = 0
@@ -649,15 +652,18 @@ class ModuleCheck(GradedCheck):
     bench_class = 20  # make bench grades a class of 20 Chapter 6 submissions
 
     def request(self, options, secret):
+        """Grader side: the configurations to build, the parts to check and the seed."""
         part = options.get("part", "all")
         return {"configs": _configs(options.get("suite", "hidden"), options.get("seed")),
                 "parts": list(MODULE_PARTS if part == "all" else (part,)), "seed": int(options.get("seed") or 0)}
 
     def probe(self, cls, request):
+        """Worker side: what the learner's class does with each configuration (``collect_module``)."""
         return collect_module(cls, [dict(c) for c in request["configs"]], ("cpu",), tuple(request["parts"]),
                               request["seed"])
 
     def verdict(self, record, options, secret):
+        """Grader side: judge the record with ``verdict_module``, against the request it answered."""
         req = self.request(options, secret)
         verdict_module(record, req["configs"], tuple(req["parts"]), ("cpu",), req["seed"])
 

@@ -80,6 +80,7 @@ OVERLAP_PARTS = ("1d", "2d")
 
 @case_generator(OVERLAP_PARTS, salt="overlap-")
 def overlap_cases(part, suite, base, rng):
+    """overlap_count cases of a part: '1d' sizes (with a hand-worked case) or '2d' ones; no output is empty."""
     names = ("size", "kernel_size")
     out = []
     if part == "1d":
@@ -113,12 +114,14 @@ SHUFFLE_RULE = Rule(r"pixel_shuffle|pixel_unshuffle|channel_shuffle",
 
 
 def reference_pixel_shuffle(input, upscale_factor):
+    """torch's ``F.pixel_shuffle``, for 4-D input only."""
     if input.dim() != 4:
         raise ValueError("expected a 4-D input (N, C·r², H, W)")
     return F.pixel_shuffle(input, upscale_factor)
 
 
 def reference_pixel_unshuffle(input, downscale_factor):
+    """torch's ``F.pixel_unshuffle``, for 4-D input only."""
     if input.dim() != 4:
         raise ValueError("expected a 4-D input (N, C, H·r, W·r)")
     return F.pixel_unshuffle(input, downscale_factor)
@@ -171,6 +174,7 @@ PIXEL_UNSHUFFLE_EXERCISE = Exercise(
 
 @case_generator(("all",), salt="shuffle-")
 def shuffle_cases(part, suite, base, rng):
+    """pixel_shuffle cases: a hand-worked one, random ones, and channel counts around a multiple of r²."""
     names = ("input", "upscale_factor")
     out = [Case(names, (T((1, 4, 1, 1), [1., 2., 3., 4.]), 2), label="hand-worked: 4 channels of one pixel -> 2x2")]
     count = {"visible": 8, "hidden": 24}[suite]
@@ -188,6 +192,7 @@ def shuffle_cases(part, suite, base, rng):
 
 @case_generator(("all",), salt="unshuffle-")
 def unshuffle_cases(part, suite, base, rng):
+    """pixel_unshuffle cases: random ones, and heights or widths that r does or does not divide."""
     names = ("input", "downscale_factor")
     out = []
     count = {"visible": 8, "hidden": 24}[suite]
@@ -269,6 +274,7 @@ BILINEAR_KERNEL_EXERCISE = Exercise(
 
 @case_generator(("all",), salt="kernel-")
 def kernel_cases(part, suite, base, rng):
+    """bilinear_kernel cases: a hand-worked one, a range of kernel sizes, and zero channels or size."""
     names = ("channels", "kernel_size")
     out = [Case(names, (1, 4), label="hand-worked: 1 channel, 4x4 (stride 2): tent 0.25 0.75 0.75 0.25",
                 dtypes=(torch.float32,))]
@@ -294,6 +300,7 @@ check_bilinear_kernel = BILINEAR_KERNEL.visible()
 
 
 def reference_resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest"):
+    """Resize (nearest or bilinear), then convolve with 'same' padding: the reference of resize_conv2d."""
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
     if weight.shape[-1] % 2 == 0 or weight.shape[-2] % 2 == 0:
@@ -319,6 +326,7 @@ RESIZE_CONV_EXERCISE = Exercise(
 
 @case_generator(("all",), salt="resizeconv-")
 def resize_conv_cases(part, suite, base, rng):
+    """resize_conv2d cases: random ones, an unsupported mode, even kernels and a 1x1 kernel."""
     names = ("input", "weight", "bias")
     out = []
     count = {"visible": 8, "hidden": 24}[suite]

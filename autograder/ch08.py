@@ -162,6 +162,8 @@ def _describe(cfg) -> str:
 
 
 def probe_wiring(cls, sizes=WIRING_SIZES, device="cpu") -> dict:
+    """Build SegNet for each wiring config and run it on ``sizes``; record shapes, errors, rule violations
+    and which parameters get no gradient."""
     data = {"configs": []}
     for cfg in WIRING_CONFIGS:
         rec = {"cfg": list(cfg), "outputs": []}
@@ -207,6 +209,8 @@ def probe_wiring(cls, sizes=WIRING_SIZES, device="cpu") -> dict:
 
 
 def verdict_wiring(data, sizes=WIRING_SIZES, where="cpu") -> None:
+    """Judge a wiring record: it builds, has a learner ConvTranspose2d, gives the right output per size,
+    and every parameter learns; raise or return."""
     for rec in data["configs"]:
         cfg = tuple(rec["cfg"])
         err = rec.get("build_error")
@@ -409,11 +413,13 @@ class SegNetCheck(GradedCheck):
     bench_class = 2  # each submission trains a network: two make the benchmark's class
 
     def secret(self, options):
+        """Grader side: a fresh seed for the held-out images when training is graded, else None."""
         import secrets
 
         return secrets.randbelow(2 ** 31) if "training" in _parts(options) else None
 
     def request(self, options, secret):
+        """Grader side: the parts, the input sizes, the seed and (for training) the held-out images."""
         sizes = wiring_sizes(options.get("suite", "hidden"), options.get("seed"))
         req = {"parts": list(_parts(options)), "sizes": [list(s) for s in sizes], "seed": options.get("seed")}
         if secret is not None:
@@ -421,6 +427,7 @@ class SegNetCheck(GradedCheck):
         return req
 
     def probe(self, cls, request):
+        """Worker side: run the wiring and training probes the request asks for on the learner's class."""
         record = {}
         if "wiring" in request["parts"]:
             record["wiring"] = probe_wiring(cls, [tuple(s) for s in request["sizes"]])
@@ -429,6 +436,7 @@ class SegNetCheck(GradedCheck):
         return record
 
     def verdict(self, record, options, secret):
+        """Grader side: judge the wiring and training records; the held-out labels come from the secret."""
         sizes = wiring_sizes(options.get("suite", "hidden"), options.get("seed"))
         if "wiring" in _parts(options):
             verdict_wiring(record["wiring"], sizes)

@@ -172,6 +172,7 @@ RUNS = 7
 
 
 def reference_inputs(seed=0, device="cpu"):
+    """The reference shape's input, weight and bias, drawn from ``seed``, on ``device``."""
     r = REFERENCE
     g = torch.Generator().manual_seed(9000 + seed)
     x = torch.randn(r["N"], r["C_in"], r["H"], r["W"], generator=g)
@@ -207,6 +208,8 @@ def probe_speed(fn, seed=0, device="cpu", runs=RUNS) -> dict:
 
 
 def verdict_speed(data, seed=0) -> dict:
+    """Judge a speed record: correct at the reference shape, and within MAX_RATIO of torch; return the ratio
+    and a summary."""
     where = f"at the reference shape {describe_reference()} on {data.get('device', 'cpu')}"
     err = data.get("error")
     if err and err["type"] == "NotImplementedError":
@@ -242,6 +245,7 @@ def verdict_speed(data, seed=0) -> dict:
 
 
 def describe_reference() -> str:
+    """The reference shape (input, weight, stride, padding) as text for messages."""
     r = REFERENCE
     return (f"input ({r['N']}, {r['C_in']}, {r['H']}, {r['W']}), weight ({r['C_in']}, {r['C_out']}, {r['k']}, {r['k']}), "
             f"stride {r['stride']}, padding {r['padding']}")
@@ -280,10 +284,12 @@ class SpeedCheck(GradedCheck):
     baseline_source = "import torch.nn.functional as F\nconv_transpose2d = F.conv_transpose2d\n"
 
     def request(self, options, secret):
+        """Grader side: the reference inputs for the worker's one guarded call."""
         x, w, b = reference_inputs(options.get("seed") or 0)
         return {"args": (x, w, b), "kwargs": {"stride": REFERENCE["stride"], "padding": REFERENCE["padding"]}}
 
     def probe(self, fn, request):
+        """Worker side: one guarded call on the reference inputs; its output, error and rule violations."""
         from .grading.protocol import plain  # the worker's side: the grading package is there
 
         args, kw = tuple(request["args"]), dict(request["kwargs"])
@@ -297,6 +303,7 @@ class SpeedCheck(GradedCheck):
         return (x, w, b), {"stride": REFERENCE["stride"], "padding": REFERENCE["padding"]}
 
     def timed_problem(self, args, kwargs, out):
+        """What is wrong with a timed run's output, compared with F.conv_transpose2d (None if nothing)."""
         expected = F.conv_transpose2d(*args, **kwargs)
         if type(out) is not torch.Tensor or out.shape != expected.shape:
             got = tuple(out.shape) if type(out) is torch.Tensor else (out or {}).get("__type__", "nothing")
@@ -309,6 +316,7 @@ class SpeedCheck(GradedCheck):
         return t_mine > 2 * MAX_RATIO * t_torch
 
     def verdict(self, record, options, secret):
+        """Grader side: every timed output must be right, then the ratio must be within MAX_RATIO."""
         bad = record.get("bad_runs")
         if bad:
             k, problem = bad[0]

@@ -125,6 +125,7 @@ class CaseCheck(GradedCheck):
     # ---- the grader's side
 
     def options_cases(self, options: dict):
+        """The cases that grading options select (part, suite, seed)."""
         return self.cases(options.get("part", "all"), options.get("suite", "hidden"), options.get("seed"))
 
     def prepared(self, options: dict) -> dict:
@@ -140,10 +141,12 @@ class CaseCheck(GradedCheck):
             return self._prepared[key]
 
     def request(self, options, secret):
+        """Grader side: every prepared call (key, args, kwargs) for the worker to make."""
         return {"calls": [{"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs)}
                           for (i, dev, dt), (args, kwargs, _) in self.prepared(options).items()]}
 
     def verdict(self, record, options, secret, symbol=None):
+        """Grader side: rebuild the outcomes from the record and judge them as a visible check does (no repro line)."""
         from . import _core
 
         if "missing" in record:
@@ -164,6 +167,7 @@ class CaseCheck(GradedCheck):
     # ---- the worker's side
 
     def probe(self, fn, request):
+        """Worker side: call the learner's function on each call of the request; the outcomes as plain data."""
         from . import _core
         from .grading.protocol import plain
 

@@ -16,6 +16,7 @@ NOT_ATTEMPTED_ERRORS = ("NotImplementedError", "NotAttempted")
 
 @dataclass(frozen=True)
 class GradedCell:
+    """An autograded test cell: its grade id, points, index in the notebook and source."""
     grade_id: str
     points: float
     index: int
@@ -23,6 +24,7 @@ class GradedCell:
 
 
 def read(path) -> nbformat.NotebookNode:
+    """A notebook file, read as nbformat version 4."""
     import nbformat  # about a second to import: only what reads notebooks through it pays
 
     return nbformat.read(str(path), as_version=4)
@@ -35,6 +37,7 @@ def cell_source(cell) -> str:
 
 
 def nbgrader_meta(cell) -> dict:
+    """A cell's nbgrader metadata ({} when it has none)."""
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
@@ -55,6 +58,7 @@ def solution_cells(nb) -> list[tuple[int, str, str]]:
 
 
 def title(nb, default: str = "") -> str:
+    """The notebook's first level-1 markdown heading, or ``default``."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             m = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
@@ -88,6 +92,7 @@ def execute(nb, cwd, timeout: int = 300, kernel_name: str = "python3"):
 
 @dataclass(frozen=True)
 class CellOutcome:
+    """What an executed test cell says: its status and, when it failed, a one-line reason."""
     status: str  # "passed" | "failed" | "not attempted"
     reason: str = ""
 

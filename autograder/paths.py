@@ -16,8 +16,10 @@ CONFIG = REPO / "_config.yml"
 
 
 def solution_notebook(aid: str) -> Path:
+    """The instructor notebook of assignment ``aid``."""
     return SOLUTIONS / aid / f"{aid}.ipynb"
 
 
 def release_notebook(aid: str) -> Path:
+    """The released student notebook of assignment ``aid``."""
     return NOTEBOOKS / aid / f"{aid}.ipynb"

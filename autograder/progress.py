@@ -25,6 +25,7 @@ SYMBOLS = {"passed": "✔ passed", "failed": "✘ failed", "not attempted": "· 
 
 @dataclass
 class Row:
+    """One row of the progress table: a graded exercise, its points and its status."""
     chapter: str
     exercise: str
     points: float
@@ -33,6 +34,7 @@ class Row:
 
 
 def collect(paths, timeout: int = 300, progress: bool = True) -> list[Row]:
+    """Run each notebook's visible checks on a copy; one row per graded exercise."""
     rows: list[Row] = []
     iterator = paths
     if progress:
@@ -73,6 +75,7 @@ def _label(grade_id: str) -> str:
 
 
 def render(rows: list[Row]) -> str:
+    """The progress table as text, with a closing line of totals."""
     if not rows:
         return "No graded notebooks found."
     w_ch = max(len("chapter"), *(len(r.chapter) for r in rows))
@@ -96,6 +99,7 @@ def render(rows: list[Row]) -> str:
 
 
 def main(argv=None) -> int:
+    """``make check``: print the progress table of the notebooks under a folder."""
     parser = argparse.ArgumentParser(prog="make check", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default="notebooks",
                         help="folder holding <assignment>/<notebook>.ipynb (default: notebooks)")

@@ -36,6 +36,7 @@ def alternate(a, b, runs: int, warmup: int = 0, give_up=None) -> tuple[list[floa
 
 
 def median_ratio(ta, tb) -> float:
+    """The median of the per-pair ratios of ``ta`` to ``tb``."""
     return statistics.median(x / max(y, 1e-12) for x, y in zip(ta, tb))
 
 

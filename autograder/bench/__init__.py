@@ -291,6 +291,7 @@ def bench_speed_agreement(routes=("scatter", "fold")):
 
 
 def main(argv=None) -> int:
+    """``make bench``: run the benchmarks, print the table and write it to ``--out`` as JSON."""
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--out", default=str(REPO / "_build" / "bench.json"))

@@ -93,6 +93,7 @@ def chapter_pages(repo: Path = REPO) -> list[str]:
 
 
 def default_out(edition: str, repo: Path = REPO, builder: str = "html") -> Path:
+    """The output root when none is given: the checkout (instructor), _build/student, or _build/linkcheck."""
     if builder == "linkcheck":
         return repo / "_build" / "linkcheck"
     return repo if edition == "instructor" else repo / "_build" / "student"
@@ -127,6 +128,7 @@ def build(edition: str, out: Path | None = None, cache: Path | None = None, buil
 
 
 def main(argv=None) -> int:
+    """``python -m autograder.book``: build one edition (or check its links) and say where the result is."""
     ap = argparse.ArgumentParser(prog="python -m autograder.book", description=__doc__.split("\n\n")[0])
     ap.add_argument("--edition", choices=EDITIONS, default="instructor")
     ap.add_argument("--out", type=Path, help="output root (the HTML goes to OUT/_build/html)")

@@ -46,13 +46,16 @@ class Rect:
 
     @property
     def rows(self) -> slice:
+        """The block's rows, as a slice of the grid."""
         return slice(self.row, self.row + self.height)
 
     @property
     def cols(self) -> slice:
+        """The block's columns, as a slice of the grid."""
         return slice(self.col, self.col + self.width)
 
     def describe(self) -> str:
+        """The block's rows and columns as text, e.g. "rows 0–1, columns 3"."""
         def span(start, size):
             return f"{start}" if size == 1 else f"{start}–{start + size - 1}"
         return f"rows {span(self.row, self.height)}, columns {span(self.col, self.width)}"

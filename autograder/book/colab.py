@@ -66,6 +66,7 @@ def requirement(repo: Path = REPO) -> str:
 
 
 def cell_source(repo: Path = REPO) -> str:
+    """The install cell's code, with the course package's requirement filled in."""
     return TEMPLATE.replace(PLACEHOLDER, requirement(repo))
 
 

@@ -87,6 +87,7 @@ def feature_map_sizes(layers: torch.nn.Sequential, size: int):
 
 
 def describe_layer(layer) -> str:
+    """A short label for a layer (its type, and kernel, stride and padding where it has them)."""
     name = type(layer).__name__
     if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
         k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
@@ -127,6 +128,7 @@ def padding_share_map(size: int, kernel: int, padding: int) -> torch.Tensor:
 
 
 def heatmap_figure(values: torch.Tensor, title: str, fmt: str = "{:.2f}", cmap="Oranges"):
+    """A 2-D tensor as a heat map, each value written in its cell when there are at most 100."""
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=max(float(values.max()), 1e-9))
     if values.numel() <= 100:
@@ -155,6 +157,7 @@ def synthetic_scene(size: int = 64, seed: int = 0):
 
 
 def images_row(images, titles, cmaps=None, size=2.6):
+    """Images side by side in one row with their titles: 3-channel ones as RGB, 2-D ones with a colour map."""
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3))
     for i, (ax, img, title) in enumerate(zip(np.atleast_1d(axes), images, titles)):
         arr = img.detach().cpu()

@@ -71,6 +71,8 @@ from ..registry import assignments
 
 @dataclass
 class Student:
+    """One student's grading record: who they are, their notebook, and each part's points and message."""
+
     id: str                              # safe id: nbgrader's student id and the folders' names
     name: str = ""                       # as the LMS gave it
     lms_id: str = ""                     # the LMS's numeric id, where it has one
@@ -84,6 +86,7 @@ class Student:
 
     @property
     def score(self) -> float:
+        """The student's total: every part's points, summed."""
         return sum(p for p, _ in self.parts.values())
 
 
@@ -116,6 +119,7 @@ def out_problem(out: Path) -> str | None:
 
 
 def parse_due(text: str) -> datetime:
+    """The ``--due`` date and time, in one of the accepted formats (else exit with an error)."""
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
             return datetime.strptime(text, fmt)
@@ -173,6 +177,7 @@ def expand(submissions: Path, out: Path) -> tuple[Path, list[intake.Item]]:
 
 
 def graded_ids(nb_bytes: bytes) -> set[str]:
+    """The nbgrader grade ids of a notebook's cells (none if the bytes are not a notebook)."""
     try:
         nb = json.loads(nb_bytes.decode("utf-8"))
         return {((c.get("metadata") or {}).get("nbgrader") or {}).get("grade_id") for c in nb.get("cells", [])} - {None}
@@ -207,6 +212,7 @@ def guess_assignment(ids: set[str]) -> str | None:
 
 
 def intake_report(items, students, missing) -> str:
+    """The intake report, with the students on the roster who submitted nothing."""
     text = intake.report_text(items, students)
     if missing:
         text += f"\n  on the roster, no submission ({len(missing)}):\n" + "\n".join(
@@ -215,6 +221,7 @@ def intake_report(items, students, missing) -> str:
 
 
 def write_intake(out: Path, items) -> None:
+    """Write OUT/intake.csv: one row per input file, with its status, student and reason."""
     import io
 
     buf = io.StringIO()
@@ -247,6 +254,7 @@ def _nbgrader_cmd(args, course: Path) -> tuple[list[str], dict]:
 
 
 def nbgrader(args, course: Path, check=True):
+    """Run the nbgrader CLI in the course folder; with ``check``, a failure is a RuntimeError."""
     cmd, env = _nbgrader_cmd(args, course)
     proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
@@ -287,6 +295,7 @@ def course_config(course: Path, execute: bool = True) -> str:
 
 
 def setup_course(aid: str, out: Path) -> Path:
+    """The offering's private nbgrader course (hidden tests stripped): set up once, again only on a change."""
     course = out / "course"
     src = solution_notebook(aid)
     if not src.exists():
@@ -356,6 +365,7 @@ class NbgraderRun:
         self._done = [self._steps.submit(setup_course, aid, out)]
 
     def autograde(self, ids: list[str], everyone: bool) -> None:
+        """Queue nbgrader's autograde after reading the manual grades: one call for the class, else one per student."""
         def run():
             self.manual = manual_grades(self.course, self.aid)  # before autograde can touch them
             calls = ([[]] if everyone else [[f"--student={sid}"] for sid in ids]) if ids else []
@@ -364,6 +374,7 @@ class NbgraderRun:
         self._done.append(self._steps.submit(run))
 
     def wait(self):
+        """Wait for every queued nbgrader step (re-raising what went wrong there), then stop the thread."""
         for step in self._done:
             step.result()  # re-raises what went wrong there
         self._steps.shutdown()
@@ -480,14 +491,17 @@ def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path
 
 
 def spec_digest(parts: list[GradedPart], secret: bytes) -> str:
+    """A digest of the graded parts and the offering's secret: a stamp made under others is regraded."""
     return hashlib.sha256(repr([(p.grade_id, p.points, p.probes) for p in parts]).encode() + secret).hexdigest()
 
 
 def stamp_path(out: Path, sid: str) -> Path:
+    """Where a student's stamp lives in the grader's state."""
     return out / "state" / "stamps" / f"{sid}.json"
 
 
 def save_stamp(out: Path, s: Student, source_sha: str, spec: str) -> None:
+    """Stamp a student's result in the grader's state, with the digests of its source and of the spec."""
     data = {k: v for k, v in asdict(s).items() if k != "source"}
     data.update(source_sha=source_sha, spec=spec)
     path = stamp_path(out, s.id)
@@ -496,6 +510,7 @@ def save_stamp(out: Path, s: Student, source_sha: str, spec: str) -> None:
 
 
 def load_stamp(out: Path, sid: str) -> dict | None:
+    """A student's stamp, or None if it is missing or unreadable."""
     try:
         return json.loads(read_regular(stamp_path(out, sid)).decode("utf-8"))
     except (OSError, ValueError):
@@ -503,6 +518,7 @@ def load_stamp(out: Path, sid: str) -> dict | None:
 
 
 def all_stamps(out: Path) -> list[Student]:
+    """Every student stamped in this offering, rebuilt from the grader's state."""
     students = []
     for path in sorted((out / "state" / "stamps").glob("*.json")):
         data = load_stamp(out, path.stem)
@@ -591,6 +607,7 @@ def record(students: list[Student], aid: str, parts: list[GradedPart], course: P
 
 
 def feedback_html(s: Student, aid: str, parts: list[GradedPart], manual: dict | None = None) -> str:
+    """A student's feedback page: each part's points and result (manual grades where given) and the notes."""
     manual = manual or {}
     total = sum(p.points for p in parts)
     rows, score = [], 0.0
@@ -622,6 +639,7 @@ with PyTorch in a separate process.</p></body></html>"""
 
 
 def main(argv=None) -> int:
+    """``make grade``: check the inputs, then grade the class (see the module's docstring); the exit status."""
     parser = argparse.ArgumentParser(prog="make grade", description=__doc__.split("\n\n")[0])
     parser.add_argument("assignment", help="assignment id, e.g. ch01_cnn_size")
     parser.add_argument("submissions", type=Path, help="folder or zip of submissions (an LMS export, or folders)")

@@ -51,6 +51,7 @@ class Gate:
 
     @contextlib.contextmanager
     def shared(self):
+        """Hold the gate for ordinary work: waits while a timed part is measured or waiting."""
         with self._cond:
             self._cond.wait_for(lambda: not self._timing and not self._waiting)
             self._busy += 1
@@ -63,6 +64,7 @@ class Gate:
 
     @contextlib.contextmanager
     def exclusive(self):
+        """Hold the gate alone for a timed part: waits until no worker is busy."""
         with self._cond:
             self._waiting += 1
             self._cond.wait_for(lambda: not self._timing and self._busy == 0)
@@ -126,6 +128,7 @@ class Zygote:
             return self._ready
 
     def request(self, msg: dict, fds=(), seconds: float = 30) -> dict:
+        """Send one request (with the descriptors to pass) and return the zygote's answer; requests take turns."""
         if not self.ready():
             raise ZygoteUnavailable(self.why)
         with self._lock:
@@ -136,12 +139,14 @@ class Zygote:
                 raise ZygoteUnavailable(f"the zygote's channel broke: {e}") from e
 
     def spawn(self, fds) -> int:
+        """Have the zygote fork a worker on these descriptors (channel in, channel out, stderr); its pid."""
         reply = self.request({"op": "spawn", "limits": sandbox.worker_limits(self.limits)}, fds)
         if reply.get("op") != "spawned" or type(reply.get("pid")) is not int:
             raise ZygoteUnavailable(f"the zygote did not start a worker: {reply}")
         return reply["pid"]
 
     def kill(self, pid: int) -> None:
+        """Have the zygote kill a worker it forked."""
         self.request({"op": "kill", "pid": pid})
 
     def status(self, pid: int, seconds: float) -> int | None:
@@ -154,6 +159,7 @@ class Zygote:
             time.sleep(0.02)
 
     def close(self) -> None:
+        """Close the control channel (the zygote then ends) and wait for it; killed if it does not end in 10 s."""
         try:
             self.sock.close()
         finally:
@@ -176,6 +182,7 @@ def start_zygote(preload, limits: sandbox.Limits) -> Zygote:
 
 
 def stop_zygote() -> None:
+    """Close this run's zygote, if any: each worker is a sandbox of its own again."""
     global ZYGOTE
     if ZYGOTE is not None:
         ZYGOTE.close()
@@ -220,6 +227,7 @@ class WorkerProcess:
         self._closed = False
 
     def ask(self, msg: dict, deadline: float, expect: str):
+        """Send one frame and read the answer by the deadline; a ProtocolError unless its ``op`` is ``expect``."""
         write_frame(self._in, msg, deadline)
         reply = self.reader.read(deadline)
         if type(reply) is not dict or reply.get("op") != expect:
@@ -227,9 +235,11 @@ class WorkerProcess:
         return reply
 
     def send(self, msg: dict, deadline: float) -> None:
+        """Send one frame by the deadline, without waiting for an answer."""
         write_frame(self._in, msg, deadline)
 
     def running(self) -> bool:
+        """Is the worker still running (and, for one from the zygote, its channel still open)?"""
         if self.zygote is not None:
             try:
                 return not self._closed and self.zygote.status(self.pid, 0) is None
@@ -249,6 +259,7 @@ class WorkerProcess:
             return None
 
     def kill(self) -> None:
+        """Kill the worker (through the zygote, or its process group) and close the grader's end of its channel."""
         try:
             if self.zygote is not None:
                 self.zygote.kill(self.pid)  # its namespaces die with it
@@ -266,6 +277,7 @@ class WorkerProcess:
                     pass
 
     def close(self) -> None:
+        """Say ``bye`` and give the worker a moment to end, then kill it all the same."""
         try:
             self.send({"op": "bye"}, time.monotonic() + 2)
             self._wait(5)
@@ -362,6 +374,7 @@ class Session:
         return w
 
     def worker_or_none(self) -> WorkerProcess | None:
+        """The current worker, else a fresh one with the cells run; None if the submission cannot run."""
         return self.worker or self._start()
 
     def lost(self, why: str) -> str:
@@ -394,6 +407,7 @@ class Session:
         return record, None
 
     def close(self):
+        """End the current worker and the spare one, if any."""
         for w in (self.worker, self._spare):
             if w is not None:
                 w.close()
@@ -453,6 +467,7 @@ class Baselines:
         self._lock = threading.Lock()
 
     def get(self, check, sub: Submission, deadline: float) -> WorkerProcess:
+        """The check's baseline worker, started (torch's baseline cell run) if none is running."""
         with self._lock:
             w = self._workers.get(check.check)
             if w is not None and w.running():
@@ -468,6 +483,7 @@ class Baselines:
             return w
 
     def close(self):
+        """End every baseline worker: the next timed part starts fresh ones."""
         with self._lock:
             for w in self._workers.values():
                 w.close()

@@ -47,11 +47,14 @@ class Candidate:
     late: bool | None = None     # the platform's own late mark, where it has one
 
     def newness(self):
+        """How new the notebook is, as a sort key: the platform's time, its resubmission number, the file's time."""
         return (self.when or datetime.min, self.order, self.mtime, self.rel)
 
 
 @dataclass
 class Student:
+    """One student found in the submissions, with the notebook chosen to grade (and why, if there were several)."""
+
     id: str                      # a safe id for nbgrader and folders (ASCII); display names are kept apart
     name: str
     lms_id: str
@@ -240,6 +243,7 @@ def read_roster(path: Path) -> list[dict]:
 
 
 def report_text(items: list[Item], students: list[Student]) -> str:
+    """The intake report: the counts, then every file not graded, by status, with its reason."""
     graded = [i for i in items if i.status == "graded"]
     lines = [f"intake: {len(items)} files, {len(graded)} notebooks graded for {len(students)} students"]
     for status in ("superseded", "metadata", "skipped"):

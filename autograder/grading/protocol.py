@@ -200,6 +200,7 @@ class FrameReader:
         return bytes(buf)
 
     def read(self, deadline: float | None = None):
+        """The value of the next whole frame, by the deadline; a ProtocolError if it breaks the limits."""
         magic, hlen, plen = _PREFIX.unpack(self._exactly(_PREFIX.size, deadline))
         if magic != MAGIC:
             raise ProtocolError("a frame does not start with the protocol's marker")

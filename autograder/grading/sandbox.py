@@ -48,6 +48,7 @@ ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd"
 
 
 def uid_for(name: str) -> int:
+    """The unused uid a sandbox for ``name`` runs as (one per submission: process limits count apart)."""
     import zlib
 
     return FIRST_UID + zlib.crc32(name.encode()) % 100000
@@ -55,6 +56,8 @@ def uid_for(name: str) -> int:
 
 @dataclass
 class Limits:
+    """The resource and time limits of one submission's sandbox."""
+
     memory_mb: int = 3000      # address space; torch needs about 1.5 GB of it to import
     cpu_seconds: int = 600
     processes: int = 256       # for the sandbox's own user
@@ -78,6 +81,7 @@ ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": 
 
 
 def environment(home: str = SCRATCH) -> dict[str, str]:
+    """The worker's whole environment (nothing of the grader's is inherited), its home at ``home``."""
     return {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
             "MPLBACKEND": "Agg", "MPLCONFIGDIR": home, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **ALLOCATOR}

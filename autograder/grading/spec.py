@@ -46,12 +46,15 @@ def load_check(check: str, module: str) -> GradedCheck:
 
 @dataclass(frozen=True)
 class Probe:
+    """One hidden check call: the check, the learner's symbol it probes, and its options."""
+
     check: str                  # e.g. "check_conv2d"
     symbol: str                 # the learner's name, e.g. "conv2d"
     kwargs: tuple = ()          # (("part", "basic"), ("seed", 5923), ...) — hashable
 
     @property
     def options(self) -> dict:
+        """The call's keyword arguments, as a dict."""
         return dict(self.kwargs)
 
     def for_offering(self, secret: bytes) -> dict:
@@ -65,6 +68,8 @@ class Probe:
 
 @dataclass
 class GradedPart:
+    """One graded cell of the instructor's notebook: its id, its points and the probes that grade it."""
+
     grade_id: str
     points: float
     probes: list[Probe] = field(default_factory=list)
@@ -76,6 +81,7 @@ def _hidden_source(source: str) -> str:
 
 
 def parse_probes(source: str) -> list[Probe]:
+    """The check calls in a cell's hidden tests, read with ``ast`` (never run); ``quiet`` left out."""
     probes = []
     for node in ast.walk(ast.parse(_hidden_source(source))):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")

@@ -53,12 +53,15 @@ def run_cells(cells, cell_timeout: int) -> tuple[dict, list]:
 
 
 class Worker:
+    """The worker's answers to the grader's requests, on the namespace the student's cells left."""
+
     def __init__(self, ns):
         self.ns = ns
         self.staged = None
         self.output = None
 
     def probe(self, msg):
+        """The check's record for one learner symbol (the check's ``probe``), or why there is none (``missing``)."""
         from .protocol import plain
         from .spec import load_check
 
@@ -97,6 +100,7 @@ class Worker:
             return {"op": "done", "error": f"{type(e).__name__}: {str(e)[:200]}"}
 
     def fetch(self, msg):
+        """The outputs of the last ``go``, as plain data (then forgotten)."""
         from .protocol import plain
 
         value = [plain(v) for v in self.output or []]

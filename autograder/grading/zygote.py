@@ -185,14 +185,18 @@ def single_threaded() -> bool:
 
 
 class Zygote:
+    """The zygote's end of the control channel: forks workers on request and keeps their exit codes."""
+
     def __init__(self, control: socket.socket):
         self.control = control
         self.codes: dict[int, int | None] = {}  # child -> its exit code once reaped
 
     def send(self, msg: dict) -> None:
+        """Send one message to the grader."""
         self.control.send(json.dumps(msg).encode())
 
     def reap(self) -> None:
+        """Note the exit code of every forked worker that has ended, without waiting."""
         for pid, code in list(self.codes.items()):
             if code is None:
                 try:
@@ -204,6 +208,7 @@ class Zygote:
                     self.codes[pid] = _exit_code(status)
 
     def spawn(self, fds: list[int], limits: dict) -> None:
+        """Fork an isolated worker on the three descriptors received, keep none of them, and answer its pid."""
         if len(fds) != 3:
             for fd in fds:
                 os.close(fd)
@@ -225,6 +230,7 @@ class Zygote:
         self.send({"op": "spawned", "pid": pid})
 
     def serve(self) -> None:
+        """Answer the grader's requests until it closes the channel; then kill the workers left."""
         while True:
             ready, _, _ = select.select([self.control], [], [], 0.05)
             self.reap()
@@ -252,6 +258,7 @@ class Zygote:
 
 
 def main() -> None:
+    """Load torch and the checks, then serve the grader on the control socket (refused if torch started threads)."""
     import importlib
 
     global PYTHON_PATHS

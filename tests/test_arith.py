@@ -1,4 +1,5 @@
-"""The dispatcher-level rule guard and the size-formula diagnosis."""
+"""The size arithmetic (autograder/_arith.py): formulas against torch, the diagnosis of a wrong size, and the
+readers of int-or-pair arguments."""
 
 from __future__ import annotations
 
@@ -8,38 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder._arith import CONV_SIZE_VARIANTS, conv_out, diagnose_conv_axis
-from autograder._rules import CONVOLUTION_OPS, ForbiddenOpError, OpGuard, Rule
-
-CONV = (Rule(CONVOLUTION_OPS, "no convolutions"),)
-x = torch.randn(1, 2, 6, 6)
-w = torch.randn(3, 2, 3, 3)
-
-
-@pytest.mark.parametrize("call", [
-    lambda: F.conv2d(x, w),
-    lambda: F.conv1d(x[:, :, 0], w[:, :, 0]),
-    lambda: F.conv_transpose2d(x, w.transpose(0, 1)),
-    lambda: torch.nn.grad.conv2d_weight(x, w.shape, F.conv2d(x, w)),
-])
-def test_every_convolution_spelling_is_stopped(call):
-    guard = OpGuard(CONV)
-    with pytest.raises(ForbiddenOpError), guard:
-        call()
-    assert guard.violations
-
-
-@pytest.mark.parametrize("call", [
-    lambda: torch.einsum("nchw,oc->nohw", x, w[..., 0, 0]),
-    lambda: F.unfold(x, 3),
-    lambda: x.unfold(2, 3, 1).sum(),
-    lambda: F.pad(x, (1, 1, 1, 1)) @ torch.ones(8, 8),
-])
-def test_allowed_building_blocks_pass_through(call):
-    guard = OpGuard(CONV)
-    with guard:
-        call()
-    assert not guard.violations
+from autograder._arith import CONV_SIZE_VARIANTS, as_pair, conv_out, diagnose_conv_axis, pair
 
 
 @given(i=st.integers(1, 60), k=st.integers(1, 7), s=st.integers(1, 5), p=st.integers(0, 3), d=st.integers(1, 3))
@@ -61,3 +31,14 @@ def test_each_size_variant_is_named_when_it_is_the_mistake(variant):
             assert variant.name in diagnose_conv_axis("height", got, i, k, s, p, d)
             return
     pytest.fail(f"no arguments single out {variant.name}")
+
+
+def test_pair_reads_an_int_or_a_pair_as_torch_does_and_refuses_anything_else():
+    assert pair(3) == (3, 3) and pair((2, 5)) == (2, 5) and pair([4, 1]) == (4, 1)
+    with pytest.raises(ValueError, match="stride must be an int or a pair"):
+        pair((1, 2, 3), "stride")
+
+
+def test_as_pair_keeps_values_as_given_for_reading_any_case():
+    assert as_pair(None) == (None, None) and as_pair(1.5) == (1.5, 1.5) and as_pair((2, -1)) == (2, -1)
+    assert as_pair((1, 2, 3)) == (1, 2, 3)  # unchecked: an invalid case's arguments are read as they are
