@@ -207,6 +207,7 @@ def case_generator(parts: tuple[str, ...], salt: str = ""):
                 raise ValueError(f"suite must be 'visible' or 'hidden', got {suite!r}")
             base = seed if seed is not None else (0 if suite == "visible" else 1)
             return gen(part, suite, base, random.Random(f"{salt}{part}-{base}"))
+        cases.parts = parts  # what a CaseCheck declared with it must name as its parts
         return cases
     return decorate
 

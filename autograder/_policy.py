@@ -445,7 +445,7 @@ def _star_names(module) -> list[str]:
     return [n for n in names if isinstance(n, str)]
 
 
-def _collect(trees) -> _Context:
+def _gather_context(trees) -> _Context:
     ctx = _Context()
     assigns: list[tuple[list[str], ast.AST]] = []
     for top in trees:
@@ -1147,7 +1147,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 def _review_trees(trees: list[tuple[int, ast.Module]], context_trees: list[ast.Module],
                   ctx: _Context | None = None) -> list[Finding]:
     if ctx is None:
-        ctx = _collect(context_trees)
+        ctx = _gather_context(context_trees)
     findings: list[Finding] = []
     for cell, tree in trees:
         try:
@@ -1193,7 +1193,7 @@ def review_function(fn) -> list[Finding]:
     tree = _parse(source)
     if tree is None:
         return []
-    ctx = _collect([tree])
+    ctx = _gather_context([tree])
     namespace = dict(getattr(fn, "__globals__", None) or getattr(sys.modules.get(getattr(fn, "__module__", "")),
                                                                   "__dict__", {}))
     code = getattr(fn, "__code__", None)

@@ -357,7 +357,7 @@ def conv2d_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
     return cases
 
 
-CONV2D = CaseCheck("check_conv2d", "conv2d", CONV2D_EXERCISE, conv2d_cases, ("basic", "hyper", "groups"),
+CONV2D = CaseCheck("check_conv2d", "conv2d", CONV2D_EXERCISE, conv2d_cases, PARTS,
                    CONV2D_SIGNATURE,
                    'Compare ``fn`` with ``F.conv2d``; ``part`` picks basic / hyper / groups cases.',
                    bench=BenchShape("(8,16,32,32)*(32,16,3,3) p1", lambda dev: bench_inputs(dev, (8, 16, 32, 32), (32, 16, 3, 3), (32,), padding=1), "F.conv2d", F.conv2d))

@@ -67,7 +67,7 @@ def cases(part: str = "all", suite: str = "visible", seed: int | None = None) ->
 
 
 UPSAMPLE_NEAREST = CaseCheck("check_upsample_nearest", "upsample_nearest", EXERCISE, cases,
-                             ("integer", "any", "invalid"), SIGNATURE,
+                             PARTS, SIGNATURE,
                              'Compare ``fn`` with ``F.interpolate(mode="nearest")``.',
                              bench=BenchShape("(8,16,32,32) x2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), scale_factor=2), "F.interpolate nearest", lambda x, **kw: F.interpolate(x, mode="nearest", **kw)))
 check_upsample_nearest = UPSAMPLE_NEAREST.visible()

@@ -138,7 +138,7 @@ def _one_hot_transposed(input, stride):
     return F.conv_transpose2d(input, one_hot, stride=stride, output_padding=stride - 1, groups=channels)
 
 
-BED_OF_NAILS = CaseCheck("check_bed_of_nails", "bed_of_nails", EXERCISE, cases, ("int", "pair"), SIGNATURE,
+BED_OF_NAILS = CaseCheck("check_bed_of_nails", "bed_of_nails", EXERCISE, cases, PARTS, SIGNATURE,
                          'Compare ``fn`` with a transposed convolution by a one-hot 1x1 kernel.',
                          bench=BenchShape("(8,16,32,32) s2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), 2), "1x1 one-hot conv_transpose2d", _one_hot_transposed))
 check_bed_of_nails = BED_OF_NAILS.visible()

@@ -61,7 +61,7 @@ def cases(part: str = "all", suite: str = "visible", seed: int | None = None) ->
 
 
 UPSAMPLE_BILINEAR = CaseCheck("check_upsample_bilinear", "upsample_bilinear", EXERCISE, cases,
-                              ("integer", "any", "invalid"), SIGNATURE,
+                              PARTS, SIGNATURE,
                               'Compare ``fn`` with ``F.interpolate(mode="bilinear", align_corners=...)``.',
                               bench=BenchShape("(8,16,32,32) x2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), scale_factor=2), "F.interpolate bilinear", lambda x, **kw: F.interpolate(x, mode="bilinear", **kw)))
 check_upsample_bilinear = UPSAMPLE_BILINEAR.visible()

@@ -332,7 +332,7 @@ def unpool_cases(part: str, suite: str, base: int, rng: random.Random) -> list[C
 
 
 MAX_POOL2D_WITH_INDICES = CaseCheck("check_max_pool2d_with_indices", "max_pool2d_with_indices", POOL_EXERCISE,
-                                    pool_cases, ("basic", "general"), POOL_SIGNATURE,
+                                    pool_cases, PARTS, POOL_SIGNATURE,
                                     'Compare ``fn`` with ``F.max_pool2d(..., return_indices=True)``: values and indices.',
                                     bench=BenchShape("(8,16,32,32) k2", lambda dev: bench_inputs(dev, (8, 16, 32, 32), 2), "F.max_pool2d", lambda x, k: F.max_pool2d(x, k, return_indices=True)))
 check_max_pool2d_with_indices = MAX_POOL2D_WITH_INDICES.visible()
@@ -345,7 +345,7 @@ def _bench_unpool_inputs(device):
     return (pooled, indices, 2), {}
 
 
-MAX_UNPOOL2D = CaseCheck("check_max_unpool2d", "max_unpool2d", UNPOOL_EXERCISE, unpool_cases, ("basic", "general"),
+MAX_UNPOOL2D = CaseCheck("check_max_unpool2d", "max_unpool2d", UNPOOL_EXERCISE, unpool_cases, PARTS,
                          UNPOOL_SIGNATURE,
                          "Compare ``fn`` with ``F.max_unpool2d`` on indices from torch's own max pooling.",
                          bench=BenchShape("(8,16,16,16) k2", _bench_unpool_inputs, "F.max_unpool2d", F.max_unpool2d),

@@ -374,8 +374,7 @@ def cases(part: str, suite: str, base: int, rng: random.Random) -> list[Case]:
     return out
 
 
-CONV_TRANSPOSE2D = CaseCheck("check_conv_transpose2d", "conv_transpose2d", EXERCISE, cases,
-                             ("basic", "general", "groups"), SIGNATURE,
+CONV_TRANSPOSE2D = CaseCheck("check_conv_transpose2d", "conv_transpose2d", EXERCISE, cases, PARTS, SIGNATURE,
                              'Compare ``fn`` with ``F.conv_transpose2d``.',
                              bench=BenchShape("(8,16,32,32)*(16,32,4,4) s2p1", lambda dev: bench_inputs(dev, (8, 16, 32, 32), (16, 32, 4, 4), None, 2, 1), "F.conv_transpose2d", F.conv_transpose2d))
 check_conv_transpose2d = CONV_TRANSPOSE2D.visible()
@@ -439,7 +438,7 @@ def _inputs(cfg, device, seed=0):
     return ref.to(device), x.to(device), up.to(device)
 
 
-def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -> dict:
+def probe_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -> dict:
     """Run the learner's class on every configuration and record what it did, as plain data.
 
     This is the only part of the module check that runs learner code; ``verdict_module`` judges the
@@ -515,113 +514,140 @@ def collect_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -
     return data
 
 
-def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",), seed=0) -> None:
-    """Judge a record from ``collect_module`` against torch; raise a learner-facing failure or return."""
+def _judge_built(rec) -> None:
+    """The learner's class could be built with this configuration (or says why not)."""
+    err = rec.get("build_error")
+    if err and err["type"] == "NotImplementedError":
+        raise NotAttempted("ConvTranspose2d is not implemented yet (it raises NotImplementedError).")
+    if err:
+        raise CheckFailure(f"{_describe(rec['cfg'])} raised {err['type']}: {err['message']}")
+
+
+def _judge_structure(data) -> None:
+    """Parameter names, shapes and dtype, and state_dict both ways, for every configuration."""
+    for rec in data["configs"]:
+        _judge_built(rec)
+        cfg = rec["cfg"]
+        want = {k: list(v.shape) for k, v in nn.ConvTranspose2d(**cfg).state_dict().items()}
+        got = rec["state"]
+        if set(got) != set(want):
+            raise CheckFailure(f"{_describe(cfg)}: state_dict keys are {sorted(got)}; torch's are {sorted(want)} "
+                               "(register nn.Parameter attributes named weight and bias; with bias=False, "
+                               "register no bias parameter).")
+        for k in want:
+            if got[k] != want[k]:
+                hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
+                        if k == "weight" else "")
+                raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {tuple(got[k])}; torch's has "
+                                   f"{tuple(want[k])}{hint}.")
+        if rec["params"] != sorted(want):
+            raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {rec['params']}; "
+                               f"expected {sorted(want)}.")
+        if rec.get("load_error"):
+            raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: "
+                               f"{rec['load_error']['message']}")
+        if not rec.get("dtype64"):
+            raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with "
+                               "that dtype (pass device and dtype to torch.empty).")
+
+
+def _judge_init(data) -> None:
+    """The weight and bias are initialised as torch's are."""
+    bound = 1 / math.sqrt(32 * 9)
+    init = data.get("init")
+    w = init["weight"] if init else None
+    if type(w) is not torch.Tensor or w.numel() != 16 * 32 * 9:
+        raise CheckFailure(f"{_describe(INIT_CONFIG)}: no weight of torch's shape to check the initialisation of.")
+    w = w.double()
+    if w.abs().max() > bound * (1 + 1e-6) or w.abs().max() < 0.8 * bound or abs(w.abs().mean() - bound / 2) > 0.05 * bound:
+        raise CheckFailure(f"{_describe(INIT_CONFIG)}: the weight should be initialised like torch's, uniformly in "
+                           f"±1/sqrt(fan_in) = ±{bound:.4f} with fan_in = (out_channels/groups)·kH·kW; yours spans "
+                           f"[{float(w.min()):.4f}, {float(w.max()):.4f}] "
+                           "(nn.init.kaiming_uniform_(w, a=math.sqrt(5)) does it).")
+    b = init.get("bias")
+    if type(b) is not torch.Tensor or b.abs().max() > bound * (1 + 1e-6) or b.abs().max() == 0:
+        span = f"[{float(b.min()):.4f}, {float(b.max()):.4f}]" if type(b) is torch.Tensor else "missing"
+        raise CheckFailure(f"{_describe(INIT_CONFIG)}: the bias should be initialised uniformly in ±1/sqrt(fan_in) "
+                           f"= ±{bound:.4f}; yours is {span}.")
+
+
+def _judge_invalid(data) -> None:
+    """Configurations torch rejects are rejected too."""
+    for rec in data["invalid"]:
+        err = rec["raised"]
+        if err is None:
+            raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError, as torch's does; "
+                               "yours accepted it.")
+        if err["type"] not in ("ValueError", "RuntimeError"):
+            raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError; it raised "
+                               f"{err['type']}: {err['message']}")
+
+
+def _judge_training(data, seed) -> None:
+    """Forward and gradients (input, weight, bias) equal torch's after loading its state_dict."""
     from ._core import _value_problem
 
-    def check_build(rec):
-        err = rec.get("build_error")
+    if not data["training"]:
+        raise CheckFailure("the training checks did not run.")
+    for rec in data["training"]:
+        _judge_built(rec)
+        cfg, device = rec["cfg"], rec["device"]
+        where = f"{_describe(cfg)} on {device}, float64"
+        if rec.get("violations"):
+            op, reason = rec["violations"][0]
+            raise RuleViolation(f"{where}: your module called `{op}`, which this exercise forbids: {reason}")
+        err = rec.get("forward_error")
         if err and err["type"] == "NotImplementedError":
-            raise NotAttempted("ConvTranspose2d is not implemented yet (it raises NotImplementedError).")
+            raise NotAttempted("ConvTranspose2d.forward is not implemented yet (it raises NotImplementedError).")
         if err:
-            raise CheckFailure(f"{_describe(rec['cfg'])} raised {err['type']}: {err['message']}")
-
-    if "structure" in parts:
-        for rec in data["configs"]:
-            check_build(rec)
-            cfg = rec["cfg"]
-            want = {k: list(v.shape) for k, v in nn.ConvTranspose2d(**cfg).state_dict().items()}
-            got = rec["state"]
-            if set(got) != set(want):
-                raise CheckFailure(f"{_describe(cfg)}: state_dict keys are {sorted(got)}; torch's are {sorted(want)} "
-                                   "(register nn.Parameter attributes named weight and bias; with bias=False, "
-                                   "register no bias parameter).")
-            for k in want:
-                if got[k] != want[k]:
-                    hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
-                            if k == "weight" else "")
-                    raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {tuple(got[k])}; torch's has "
-                                       f"{tuple(want[k])}{hint}.")
-            if rec["params"] != sorted(want):
-                raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {rec['params']}; "
-                                   f"expected {sorted(want)}.")
-            if rec.get("load_error"):
-                raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: "
-                                   f"{rec['load_error']['message']}")
-            if not rec.get("dtype64"):
-                raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with "
-                                   "that dtype (pass device and dtype to torch.empty).")
-        bound = 1 / math.sqrt(32 * 9)
-        init = data.get("init")
-        w = init["weight"] if init else None
-        if type(w) is not torch.Tensor or w.numel() != 16 * 32 * 9:
-            raise CheckFailure(f"{_describe(INIT_CONFIG)}: no weight of torch's shape to check the initialisation of.")
-        w = w.double()
-        if w.abs().max() > bound * (1 + 1e-6) or w.abs().max() < 0.8 * bound or abs(w.abs().mean() - bound / 2) > 0.05 * bound:
-            raise CheckFailure(f"{_describe(INIT_CONFIG)}: the weight should be initialised like torch's, uniformly in "
-                               f"±1/sqrt(fan_in) = ±{bound:.4f} with fan_in = (out_channels/groups)·kH·kW; yours spans "
-                               f"[{float(w.min()):.4f}, {float(w.max()):.4f}] "
-                               "(nn.init.kaiming_uniform_(w, a=math.sqrt(5)) does it).")
-        b = init.get("bias")
-        if type(b) is not torch.Tensor or b.abs().max() > bound * (1 + 1e-6) or b.abs().max() == 0:
-            span = f"[{float(b.min()):.4f}, {float(b.max()):.4f}]" if type(b) is torch.Tensor else "missing"
-            raise CheckFailure(f"{_describe(INIT_CONFIG)}: the bias should be initialised uniformly in ±1/sqrt(fan_in) "
-                               f"= ±{bound:.4f}; yours is {span}.")
-        for rec in data["invalid"]:
-            err = rec["raised"]
-            if err is None:
-                raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError, as torch's does; "
-                                   "yours accepted it.")
-            if err["type"] not in ("ValueError", "RuntimeError"):
-                raise CheckFailure(f"{_describe(rec['cfg'])} ({rec['why']}) should raise a ValueError; it raised "
-                                   f"{err['type']}: {err['message']}")
-    if "training" in parts:
-        if not data["training"]:
-            raise CheckFailure("the training checks did not run.")
-        for rec in data["training"]:
-            check_build(rec)
-            cfg, device = rec["cfg"], rec["device"]
-            where = f"{_describe(cfg)} on {device}, float64"
-            if rec.get("violations"):
-                op, reason = rec["violations"][0]
-                raise RuleViolation(f"{where}: your module called `{op}`, which this exercise forbids: {reason}")
-            err = rec.get("forward_error")
-            if err and err["type"] == "NotImplementedError":
-                raise NotAttempted("ConvTranspose2d.forward is not implemented yet (it raises NotImplementedError).")
-            if err:
-                raise CheckFailure(f"{where}: forward raised {err['type']}: {err['message']}")
-            ref, x, up = _inputs(cfg, "cpu", seed)
-            xr = x.clone().requires_grad_()
-            y_ref = ref(xr)
-            y = rec.get("forward")
-            if type(y) is not torch.Tensor or y.shape != y_ref.shape:
-                got = tuple(y.shape) if type(y) is torch.Tensor else (y or {}).get("__type__", "nothing")
-                raise CheckFailure(f"{where}: forward returned {got}; expected a tensor of shape {tuple(y_ref.shape)}.")
-            problem = _value_problem(y.to(torch.float64), y_ref.detach(), torch.float64)
+            raise CheckFailure(f"{where}: forward raised {err['type']}: {err['message']}")
+        ref, x, up = _inputs(cfg, "cpu", seed)
+        xr = x.clone().requires_grad_()
+        y_ref = ref(xr)
+        y = rec.get("forward")
+        if type(y) is not torch.Tensor or y.shape != y_ref.shape:
+            got = tuple(y.shape) if type(y) is torch.Tensor else (y or {}).get("__type__", "nothing")
+            raise CheckFailure(f"{where}: forward returned {got}; expected a tensor of shape {tuple(y_ref.shape)}.")
+        problem = _value_problem(y.to(torch.float64), y_ref.detach(), torch.float64)
+        if problem:
+            raise CheckFailure(f"{where}: forward differs from torch's with the same state_dict: {problem}")
+        if rec.get("backward_error") or rec.get("grads") is None:
+            msg = (rec.get("backward_error") or {}).get("message", "no gradients came back")
+            raise CheckFailure(f"{where}: gradients could not be computed — {msg} (build the forward from "
+                               "differentiable tensor operations; no .item(), numpy, detach or in-place writes "
+                               "into tensors that need gradients)")
+        grads_ref = torch.autograd.grad((y_ref * up.cpu()).sum(), [xr, *ref.parameters()])
+        names = ["input"] + [n for n, _ in ref.named_parameters()]
+        for name, gm, gr in zip(names, rec["grads"], grads_ref):
+            if type(gm) is not torch.Tensor or gm.shape != gr.shape:
+                raise CheckFailure(f"{where}: no gradient of the right shape with respect to {name}.")
+            problem = _value_problem(gm.to(torch.float64), gr, torch.float64)
             if problem:
-                raise CheckFailure(f"{where}: forward differs from torch's with the same state_dict: {problem}")
-            if rec.get("backward_error") or rec.get("grads") is None:
-                msg = (rec.get("backward_error") or {}).get("message", "no gradients came back")
-                raise CheckFailure(f"{where}: gradients could not be computed — {msg} (build the forward from "
-                                   "differentiable tensor operations; no .item(), numpy, detach or in-place writes "
-                                   "into tensors that need gradients)")
-            grads_ref = torch.autograd.grad((y_ref * up.cpu()).sum(), [xr, *ref.parameters()])
-            names = ["input"] + [n for n, _ in ref.named_parameters()]
-            for name, gm, gr in zip(names, rec["grads"], grads_ref):
-                if type(gm) is not torch.Tensor or gm.shape != gr.shape:
-                    raise CheckFailure(f"{where}: no gradient of the right shape with respect to {name}.")
-                problem = _value_problem(gm.to(torch.float64), gr, torch.float64)
-                if problem:
-                    raise CheckFailure(f"{where}: the gradient with respect to {name} differs from torch's: {problem}")
-        gc = data.get("gradcheck")
-        if not gc or gc.get("violations") or gc.get("error") or not gc.get("ok"):
-            why = ""
-            if gc and gc.get("violations"):
-                why = f" (it called `{gc['violations'][0][0]}`)"
-            elif gc and gc.get("error"):
-                why = f" ({gc['error']['type']}: {gc['error']['message']})"
-            raise CheckFailure(f"torch.autograd.gradcheck fails for {_describe(GRADCHECK_CONFIG)} in float64{why}: the "
-                               "analytical gradients of your forward do not match finite differences.")
+                raise CheckFailure(f"{where}: the gradient with respect to {name} differs from torch's: {problem}")
+
+
+def _judge_gradcheck(data) -> None:
+    """torch.autograd.gradcheck passes on the learner's forward in float64."""
+    gc = data.get("gradcheck")
+    if not gc or gc.get("violations") or gc.get("error") or not gc.get("ok"):
+        why = ""
+        if gc and gc.get("violations"):
+            why = f" (it called `{gc['violations'][0][0]}`)"
+        elif gc and gc.get("error"):
+            why = f" ({gc['error']['type']}: {gc['error']['message']})"
+        raise CheckFailure(f"torch.autograd.gradcheck fails for {_describe(GRADCHECK_CONFIG)} in float64{why}: the "
+                           "analytical gradients of your forward do not match finite differences.")
+
+
+def verdict_module(data, configs, parts=MODULE_PARTS, devices=("cpu",), seed=0) -> None:
+    """Judge a record from ``probe_module`` against torch; raise a learner-facing failure or return."""
+    if "structure" in parts:
+        _judge_structure(data)
+        _judge_init(data)
+        _judge_invalid(data)
+    if "training" in parts:
+        _judge_training(data, seed)
+        _judge_gradcheck(data)
 
 
 def _random_config(rng: random.Random) -> dict:
@@ -646,7 +672,7 @@ def _configs(suite: str, seed=None) -> list[dict]:
 
 class ModuleCheck(GradedCheck):
     """Grading of ``ConvTranspose2d``: the grader sends the configurations, the worker records what the
-    learner's class does with them (``collect_module``), the grader judges the record (``verdict_module``)."""
+    learner's class does with them (``probe_module``), the grader judges the record (``verdict_module``)."""
 
     check = "check_conv_transpose2d_module"
     bench_class = 20  # make bench grades a class of 20 Chapter 6 submissions
@@ -658,8 +684,8 @@ class ModuleCheck(GradedCheck):
                 "parts": list(MODULE_PARTS if part == "all" else (part,)), "seed": int(options.get("seed") or 0)}
 
     def probe(self, cls, request):
-        """Worker side: what the learner's class does with each configuration (``collect_module``)."""
-        return collect_module(cls, [dict(c) for c in request["configs"]], ("cpu",), tuple(request["parts"]),
+        """Worker side: what the learner's class does with each configuration (``probe_module``)."""
+        return probe_module(cls, [dict(c) for c in request["configs"]], ("cpu",), tuple(request["parts"]),
                               request["seed"])
 
     def verdict(self, record, options, secret):
@@ -688,7 +714,7 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
     if any(p not in MODULE_PARTS for p in parts):
         raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
     devices = tuple(available_devices())
-    verdict_module(collect_module(cls, configs, devices, parts, seed), configs, parts, devices, seed)
+    verdict_module(probe_module(cls, configs, devices, parts, seed), configs, parts, devices, seed)
     policy_check(cls, "ConvTranspose2d")
     if not quiet:
         print(f"✔ ConvTranspose2d: {', '.join(parts)} checks pass ({len(configs)} configurations, on "

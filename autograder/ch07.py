@@ -101,7 +101,7 @@ def overlap_cases(part, suite, base, rng):
     return out
 
 
-OVERLAP_COUNT = CaseCheck("check_overlap_count", "overlap_count", OVERLAP_EXERCISE, overlap_cases, ("1d", "2d"),
+OVERLAP_COUNT = CaseCheck("check_overlap_count", "overlap_count", OVERLAP_EXERCISE, overlap_cases, OVERLAP_PARTS,
                           "size, kernel_size, stride=1, padding=0", "Compare ``fn`` with torch's overlap_count.")
 check_overlap_count = OVERLAP_COUNT.visible()
 

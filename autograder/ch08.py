@@ -158,7 +158,7 @@ def _describe(cfg) -> str:
 
 
 # --------------------------------------------------------------------------
-# Probe (runs learner code) and verdict (judges the record)
+# Probe (runs learner code, worker side) and verdict (judges the record, grader side)
 
 
 def probe_wiring(cls, sizes=WIRING_SIZES, device="cpu") -> dict:

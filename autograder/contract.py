@@ -88,6 +88,8 @@ class CaseCheck(GradedCheck):
 
     def __init__(self, check: str, function: str, exercise, cases: Callable, parts: tuple[str, ...],
                  signature: str, doc: str, bench: BenchShape | None = None, bench_class: int = 0):
+        if tuple(getattr(cases, "parts", parts)) != tuple(parts):
+            raise ValueError(f"{check}: the parts {parts} are not its case generator's {cases.parts}")
         self.check, self.function, self.exercise, self.cases = check, function, exercise, cases
         self.parts, self.signature, self.doc, self.bench, self.bench_class = parts, signature, doc, bench, bench_class
         self.module = sys._getframe(1).f_globals.get("__name__", "")  # the chapter module declaring it

@@ -97,7 +97,7 @@ def uses() -> tuple[Use, ...]:
     found = []
     for aid in assignments():
         for part in graded_parts(SOLUTIONS / aid / f"{aid}.ipynb"):
-            found += [Use(aid, part.grade_id, p.symbol, p.check, p.kwargs) for p in part.probes]
+            found += [Use(aid, part.grade_id, p.symbol, p.check, p.kwargs) for p in part.calls]
     return tuple(found)
 
 

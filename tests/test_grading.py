@@ -247,11 +247,11 @@ def test_every_assignment_has_a_grading_spec_for_every_graded_part(aid):
     from autograder.grading.spec import graded_parts
 
     parts = graded_parts(solution_path(aid))
-    assert parts and all(p.probes for p in parts)
+    assert parts and all(p.calls for p in parts)
     # every probe names the learner symbol its graded cell's visible check is called on (read independently,
     # from the cell's first line of code, not through the grader's own parser)
     cells = {g.grade_id: g.source for g in nbs.graded_cells(nbs.read(solution_path(aid)))}
     assert [p.grade_id for p in parts] == list(cells)
     for part in parts:
         visible = cells[part.grade_id].split("### BEGIN HIDDEN TESTS")[0]
-        assert any(f"{probe.check}({probe.symbol}" in visible for probe in part.probes), (part.grade_id, visible)
+        assert any(f"{call.check}({call.symbol}" in visible for call in part.calls), (part.grade_id, visible)

@@ -223,6 +223,18 @@ def test_a_partial_rerun_changes_those_students_only(reruns):
     assert "2 graded in this run" not in proc.stdout and "kept from earlier runs" in proc.stdout
 
 
+def test_an_unchanged_rerun_loads_neither_torch_nor_nbgrader_and_writes_the_same_grades(reruns):
+    _, everyone, out, full, _ = reruns
+    before = (out / "grades.csv").read_bytes()
+    grade(CH01, everyone, out)  # the first unchanged run after another run rewrites the grader's cache
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "autograder.grading", CH01, str(everyone),
+                           str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in loaded and "nbgrader.api" not in loaded, sorted(m for m in loaded if "torch" in m)[:5]
+    assert "0 graded in this run" in proc.stdout and (out / "grades.csv").read_bytes() == before
+
+
 def test_a_manual_grade_survives_every_rerun_and_shows_in_the_csv(reruns):
     from nbgrader.api import Gradebook
 

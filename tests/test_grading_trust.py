@@ -223,7 +223,7 @@ def test_a_worker_forked_by_the_zygote_finds_no_instructor_material_either(tmp_p
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"secret: {marker}\n")
         os.environ["COURSE_GRADER_SECRET"] = marker
-        assert grader.start_zygote([], sandbox.Limits()).ready(), grader.ZYGOTE.why
+        assert grader.start_zygote([], sandbox.Limits()).ready(), sandbox.ZYGOTE.why
         found = _run_in_zygote_worker(search)
     finally:
         grader.stop_zygote()
@@ -299,7 +299,7 @@ raise RuntimeError(json.dumps(r))
 @needs_sandbox
 def test_workers_of_one_zygote_see_nothing_of_each_other_and_cannot_undo_their_walls():
     limits = sandbox.Limits()
-    assert grader.start_zygote([], limits).ready(), grader.ZYGOTE.why
+    assert grader.start_zygote([], limits).ready(), sandbox.ZYGOTE.why
     first = grader.Session(grader.Submission([[0, LEAVE_TRACES]], Path("/nonexistent"), 0, limits, False, []),
                            time.monotonic() + 120)
     try:
@@ -328,11 +328,11 @@ def _grade(tmp_path, aid, sources, name="s", zygote=True, **limits):
     """Grade one submission with the grader alone. ``zygote``: its workers forked by a zygote, as `make grade`
     does; else each in a sandbox of its own (what `make grade` falls back to)."""
     parts = graded_parts(solution_path(aid))
-    modules = sorted({grader.check_module(p.check) for part in parts for p in part.probes})
+    modules = sorted({grader.check_module(p.check) for part in parts for p in part.calls})
     lim = sandbox.Limits(**{"wall_seconds": 240, "cell_seconds": 20, **limits})
     sub = grader.Submission(_cells(aid, sources), tmp_path / "work" / name, sandbox.uid_for(name), lim, False, modules)
     if zygote:
-        assert grader.start_zygote(modules, lim).ready(), grader.ZYGOTE.why
+        assert grader.start_zygote(modules, lim).ready(), sandbox.ZYGOTE.why
     try:
         results, errors, _ = grader.grade_submission(sub, parts, b"offering-secret", None, lim.part_seconds or 30)
     finally:

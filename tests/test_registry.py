@@ -30,8 +30,8 @@ def test_every_graded_cell_of_every_assignment_resolves_to_a_registered_check():
         parts = graded_parts(paths.solution_notebook(aid))  # raises on a check the registry lacks
         assert parts, aid
         for part in parts:
-            for probe in part.probes:
-                assert probe.check in registry.checks(), (aid, part.grade_id, probe.check)
+            for call in part.calls:
+                assert call.check in registry.checks(), (aid, part.grade_id, call.check)
 
 
 def test_every_registered_check_is_used_benched_tested_and_reachable_from_the_book():

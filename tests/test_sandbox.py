@@ -58,7 +58,7 @@ def test_a_forked_worker_sets_the_submission_s_limits_and_reports_how_it_ended()
                                              "tmpfs_mb": 20}
     code = ("import json, resource\nraise RuntimeError(json.dumps([resource.getrlimit(r)[0] for r in "
             "(resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE)]))")
-    assert grader.start_zygote([], limits).ready(), grader.ZYGOTE.why
+    assert grader.start_zygote([], limits).ready(), sandbox.ZYGOTE.why
     try:
         session = grader.Session(grader.Submission([[0, code]], Path("/nonexistent"), 0, limits, False, []),
                                  time.monotonic() + 120)

@@ -367,8 +367,10 @@ class NbgraderRun:
     def autograde(self, ids: list[str], everyone: bool) -> None:
         """Queue nbgrader's autograde after reading the manual grades: one call for the class, else one per student."""
         def run():
+            if not ids:
+                return  # nothing to autograde: the gradebook's manual grades stay where they are
             self.manual = manual_grades(self.course, self.aid)  # before autograde can touch them
-            calls = ([[]] if everyone else [[f"--student={sid}"] for sid in ids]) if ids else []
+            calls = [[]] if everyone else [[f"--student={sid}"] for sid in ids]
             for extra in calls:
                 nbgrader(["autograde", self.aid, "--force", "--log-level=ERROR", *extra], self.course, check=False)
         self._done.append(self._steps.submit(run))
@@ -435,7 +437,7 @@ def policy_zeroes(cells, parts: list[GradedPart], exempt: set[str]) -> tuple[dic
     findings = policy.review_cells([(i, src) for i, src in cells], exempt)
     if not findings:
         return {}, []
-    symbols = {f"{p.grade_id}#{k}": probe.symbol for p in parts for k, probe in enumerate(p.probes)}
+    symbols = {f"{p.grade_id}#{k}": call.symbol for p in parts for k, call in enumerate(p.calls)}
     hit = policy.affected(findings, symbols, [(i, src) for i, src in cells])
     zeroed = {}
     for key, found in hit.items():
@@ -465,7 +467,7 @@ def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path
     from . import grader
     from .spec import check_module
 
-    modules = sorted({check_module(probe.check) for p in parts for probe in p.probes})
+    modules = sorted({check_module(call.check) for p in parts for call in p.calls})
     cells = runnable_cells(raw, release)
     sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
     session = grader.Session(sub, time.monotonic() + limits.wall_seconds)
@@ -474,7 +476,7 @@ def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path
     note = schema_note(raw)
     if note:
         student.notes.append(note)
-    part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.probes) for p in parts)))
+    part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.calls) for p in parts)))
     results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds, session)
     student.seconds = {k: round(v, 3) for k, v in seconds.items()}
     student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
@@ -492,7 +494,7 @@ def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path
 
 def spec_digest(parts: list[GradedPart], secret: bytes) -> str:
     """A digest of the graded parts and the offering's secret: a stamp made under others is regraded."""
-    return hashlib.sha256(repr([(p.grade_id, p.points, p.probes) for p in parts]).encode() + secret).hexdigest()
+    return hashlib.sha256(repr([(p.grade_id, p.points, p.calls) for p in parts]).encode() + secret).hexdigest()
 
 
 def stamp_path(out: Path, sid: str) -> Path:
@@ -554,10 +556,37 @@ def manual_grades(course: Path, aid: str) -> dict:
     return found
 
 
-def record(students: list[Student], aid: str, parts: list[GradedPart], course: Path, out: Path,
-           manual: dict, missing: list[dict] = ()) -> dict:
+def _gradebook_fingerprint(course: Path) -> list:
+    db = course / "gradebook.db"
+    st = db.stat() if db.exists() else None
+    return [st.st_mtime_ns, st.st_size] if st else []
+
+
+def publish(students: list[Student], aid: str, parts: list[GradedPart], course: Path, out: Path,
+            manual: dict, missing: list[dict] = (), changed: bool = True) -> dict:
     """Write every stamped student's grades into the gradebook (keeping manual grades), then grades.csv and the
-    feedback pages from it. Returns (student, part) -> the score recorded (manual where given)."""
+    feedback pages from it. Returns (student, part) -> the score recorded (manual where given).
+
+    When nothing was graded (``changed`` false), the gradebook is the one this function last wrote (the same
+    file, untouched since: no manual grade given in between) and the names are the same, the gradebook is not
+    opened again (nbgrader takes seconds to import): its scores come from the grader's state."""
+    cache_path = out / "state" / "published.json"
+    names = {s.id: [s.name, s.lms_id] for s in students}
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else None
+    if (not changed and cache and cache.get("gradebook") == _gradebook_fingerprint(course)
+            and cache.get("names") == names):
+        scores = {tuple(k.split("\t")): float(v) for k, v in cache["manual"].items()}
+    else:
+        scores = _write_gradebook(students, aid, course, manual)
+        atomic_write(cache_path, json.dumps({"gradebook": _gradebook_fingerprint(course), "names": names,
+                                             "manual": {"\t".join(k): v for k, v in scores.items()}}))
+    write_reports(students, aid, parts, out, scores, missing)
+    return scores
+
+
+def _write_gradebook(students: list[Student], aid: str, course: Path, manual: dict) -> dict:
+    """Every stamped student's automatic scores into nbgrader's gradebook, manual grades kept; the manual
+    scores it holds, (student, part) -> score."""
     from nbgrader.api import Gradebook
 
     scores = {}
@@ -577,6 +606,13 @@ def record(students: list[Student], aid: str, parts: list[GradedPart], course: P
                 if g.manual_score is not None:
                     scores[(s.id, g.name)] = float(g.manual_score)
         gb.db.commit()
+    return scores
+
+
+def write_reports(students: list[Student], aid: str, parts: list[GradedPart], out: Path, scores: dict,
+                  missing: list[dict] = ()) -> None:
+    """grades.csv (one row per student, and one per roster entry that submitted nothing) and the feedback pages,
+    from the stamps and the manual scores."""
     import io
 
     buf = io.StringIO()
@@ -603,7 +639,6 @@ def record(students: list[Student], aid: str, parts: list[GradedPart], course: P
         d = out / "feedback" / s.id
         d.mkdir(parents=True, exist_ok=True)
         atomic_write(d / f"{aid}.html", feedback_html(s, aid, parts, scores))
-    return scores
 
 
 def feedback_html(s: Student, aid: str, parts: list[GradedPart], manual: dict | None = None) -> str:
@@ -687,27 +722,15 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "state").mkdir(exist_ok=True, mode=0o700)
     nb_run = NbgraderRun(aid, out)  # nbgrader's course set-up starts now, alongside everything below
-    from . import grader
-
     try:
         return _grade(args, aid, submissions, out, due, unsafe, nb_run)
     finally:
-        grader.stop_zygote()
+        sandbox.stop_zygote()
 
 
-def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_run: NbgraderRun) -> int:
-    from . import grader
-    from .spec import check_module, graded_parts
-
-    # 2. intake
-    root, items = expand(submissions, out)
-    found, scanned = intake.scan(root, aid, due=due)
-    items += scanned
-    parts = graded_parts(solution_notebook(aid))
-    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
-                            part_seconds=args.part_timeout)
-    if not unsafe:  # torch loads once, in the zygote's sandbox, while the intake goes on
-        grader.start_zygote(sorted({check_module(probe.check) for p in parts for probe in p.probes}), limits)
+def take_students(found, items, aid: str) -> tuple[list[Student], dict, dict]:
+    """The students the intake found, with their notebooks' bytes and the keys a roster may name them by; a
+    notebook that does not look like this assignment is marked skipped in ``items`` instead."""
     wanted = own_ids(aid)  # the nbgrader cells that make a notebook this assignment's
     students, raw, keys = [], {}, {}
     for f in found:
@@ -726,34 +749,28 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
         students.append(s)
         raw[s.id] = data
         keys[s.id] = {x.casefold() for x in (f.id, f.name, f.lms_id, f.chosen.key.split(":")[-1]) if x}
-    roster = intake.read_roster(args.roster) if args.roster else []
-    missing = match_roster(roster, students, keys) if roster else []
-    report = intake_report(items, students, missing)
-    print(report)
-    atomic_write(out / "intake.txt", report + "\n")
-    write_intake(out, items)
-    skipped = [i for i in items if i.status == "skipped"]
-    if skipped and not args.go_on:
-        print(f"\nerror: {len(skipped)} file(s) were not taken (listed above, and in {out / 'intake.txt'}). Fix the "
-              "export, or grade the rest with --continue (GRADE_ARGS=--continue).", file=sys.stderr)
-        return 3
-    if not students:
-        print(f"error: no submissions of {aid} found in {args.submissions}", file=sys.stderr)
-        return 2
-    # 3. which students changed since the last run of this offering
-    secret = offering_secret(out / "state")
-    spec = spec_digest(parts, secret)
+    return students, raw, keys
+
+
+def changed_students(students, raw: dict, out: Path, spec: str, force: bool) -> list[tuple[Student, str]]:
+    """(student, notebook digest) of those whose notebook or the offering's checks changed since their stamp;
+    the others' stamps stand (their names and late marks refreshed)."""
     todo = []
     for s in students:
         sha = hashlib.sha256(raw[s.id]).hexdigest()
         old = load_stamp(out, s.id)
-        if not args.force and old and old.get("source_sha") == sha and old.get("spec") == spec:
-            old.update(name=s.name, lms_id=s.lms_id, late=s.late)  # unchanged: its stamp stands, names refreshed
+        if not force and old and old.get("source_sha") == sha and old.get("spec") == spec:
+            old.update(name=s.name, lms_id=s.lms_id, late=s.late)
             atomic_write(stamp_path(out, s.id), json.dumps(old, ensure_ascii=False))
             continue
         todo.append((s, sha))
-    course = out / "course"
-    runnable = []
+    return todo
+
+
+def submit_to_course(todo, raw: dict, aid: str, out: Path, spec: str) -> list[tuple[Student, str]]:
+    """Put each changed, readable notebook in the nbgrader course's submitted/ (a broken one is stamped 0 with
+    its reason at once); returns the ones to run."""
+    course, runnable = out / "course", []
     for s, sha in todo:
         if s.problem is None:
             dst = course / "submitted" / s.id / aid
@@ -764,14 +781,17 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
             runnable.append((s, sha))
         else:
             save_stamp(out, s, sha, spec)  # scores 0, with the reason
-    submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []
-    # nbgrader's autograde runs alongside the grading: the workers do not wait for it
-    nb_run.autograde([s.id for s, _ in runnable], len(runnable) == len(submitted))
-    release = release_notebook(aid)
+    return runnable
+
+
+def grade_all(runnable, raw: dict, parts, out: Path, limits, secret: bytes, spec: str, aid: str, jobs: int,
+              unsafe: bool) -> None:
+    """Grade the runnable students, ``jobs`` at a time; each result is stamped as soon as it is known (an
+    interrupted run loses nothing)."""
     from tqdm import tqdm
 
-    # 4-5. grade what changed; each result is stamped as soon as it is known (an interrupted run loses nothing)
-    with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    release = release_notebook(aid)
+    with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(run_student, s, raw[s.id], parts, out, limits, secret, release, unsafe): (s, sha)
                    for s, sha in runnable}
         for fut in tqdm(cf.as_completed(futures), total=len(futures), desc=f"grading {aid}", unit="submission",
@@ -782,18 +802,11 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
             except Exception as e:  # noqa: BLE001 - one broken run never stops the class
                 s.problem = f"failed to grade: {type(e).__name__}: {e}"
             save_stamp(out, s, sha, spec)
-    grader.BASELINES.close()
-    nb_run.wait()
-    for s, sha in runnable:
-        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
-            s.notes.append("nbgrader could not register this notebook in the gradebook (it is graded all the same)")
-            save_stamp(out, s, sha, spec)
-    manual = nb_run.manual
-    # 6. merge: every stamp of this offering, this run's and earlier ones'
-    everyone = all_stamps(out)
-    scores = record(everyone, aid, parts, course, out, manual, missing)
+
+
+def print_summary(everyone, scores: dict, parts, graded_now: set, missing, out: Path) -> None:
+    """The console's table: every student's score, and the first line of each failure reason."""
     total = sum(p.points for p in parts)
-    graded_now = {s.id for s, _ in todo}
     print(f"\n{'student':<24} {'score':>8}")
     for s in sorted(everyone, key=lambda s: s.id):
         pts = sum(scores.get((s.id, p.grade_id), s.parts.get(p.grade_id, (0.0, None))[0]) for p in parts)
@@ -806,11 +819,68 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
             if msg and (s.id, p.grade_id) not in scores:
                 print(f"    {p.grade_id}: {reason_line(msg)}")
     zero = [s for s in everyone if s.score == 0]
-    print(f"\n{len(todo)} graded in this run, {len(everyone) - len(todo)} kept from earlier runs; {len(zero)} scored "
-          f"zero{f'; {len(missing)} on the roster submitted nothing' if missing else ''}. "
+    print(f"\n{len(graded_now)} graded in this run, {len(everyone) - len(graded_now)} kept from earlier runs; "
+          f"{len(zero)} scored zero{f'; {len(missing)} on the roster submitted nothing' if missing else ''}. "
           f"Grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; intake: {out / 'intake.txt'}")
-    return 0
 
+
+def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_run: NbgraderRun) -> int:
+    """Steps 2 to 6 of the pipeline (the module's docstring), once the inputs are known to be sound."""
+    from .spec import graded_parts
+
+    # 2. intake
+    root, items = expand(submissions, out)
+    found, scanned = intake.scan(root, aid, due=due)
+    items += scanned
+    parts = graded_parts(solution_notebook(aid), resolve=False)  # the checks are looked up only if needed
+    limits = sandbox.Limits(memory_mb=args.memory, wall_seconds=args.timeout, cell_seconds=args.cell_timeout,
+                            part_seconds=args.part_timeout)
+    students, raw, keys = take_students(found, items, aid)
+    missing = match_roster(intake.read_roster(args.roster), students, keys) if args.roster else []
+    report = intake_report(items, students, missing)
+    print(report)
+    atomic_write(out / "intake.txt", report + "\n")
+    write_intake(out, items)
+    skipped = [i for i in items if i.status == "skipped"]
+    if skipped and not args.go_on:
+        print(f"\nerror: {len(skipped)} file(s) were not taken (listed above, and in {out / 'intake.txt'}). Fix the "
+              "export, or grade the rest with --continue (GRADE_ARGS=--continue).", file=sys.stderr)
+        return 3
+    if not students:
+        print(f"error: no submissions of {aid} found in {args.submissions}", file=sys.stderr)
+        return 2
+    # 3. which students changed since the last run of this offering; nbgrader's autograde runs alongside
+    secret = offering_secret(out / "state")
+    spec = spec_digest(parts, secret)
+    todo = changed_students(students, raw, out, spec, args.force)
+    if any(s.problem is None for s, _ in todo):
+        # torch and the chapters load once, in the zygote's sandbox, while the grader gets ready (an unchanged
+        # re-run loads neither)
+        if not unsafe:
+            from ..registry import chapter_modules
+
+            sandbox.start_zygote(chapter_modules(), limits)
+        graded_parts(solution_notebook(aid))  # every check it calls is registered (imports the chapters)
+    runnable = submit_to_course(todo, raw, aid, out, spec)
+    course = out / "course"
+    submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []
+    nb_run.autograde([s.id for s, _ in runnable], len(runnable) == len(submitted))
+    # 4-5. grade what changed
+    if runnable:
+        from . import grader
+
+        grade_all(runnable, raw, parts, out, limits, secret, spec, aid, args.jobs, unsafe)
+        grader.BASELINES.close()
+    nb_run.wait()
+    for s, sha in runnable:
+        if not (course / "autograded" / s.id / aid / f"{aid}.ipynb").exists():
+            s.notes.append("nbgrader could not register this notebook in the gradebook (it is graded all the same)")
+            save_stamp(out, s, sha, spec)
+    # 6. merge: every stamp of this offering, this run's and earlier ones'
+    everyone = all_stamps(out)
+    scores = publish(everyone, aid, parts, course, out, nb_run.manual, missing, changed=bool(runnable))
+    print_summary(everyone, scores, parts, {s.id for s, _ in todo}, missing, out)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

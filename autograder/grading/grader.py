@@ -15,11 +15,8 @@ This process never runs student code. It believes only what it computes itself:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sandbox
+from .sandbox import Zygote, ZygoteUnavailable, start_zygote, stop_zygote  # noqa: F401 - re-exported
 from .. import _policy as policy
-from . import zygote as zygote_codes
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 from .spec import CaseCheck, GradedPart, check_module, graded_checks
 
@@ -79,114 +76,6 @@ class Gate:
 
 
 GATE = Gate()
-
-
-class ZygoteUnavailable(RuntimeError):
-    """The zygote did not start or stopped answering: workers start as sandboxes of their own instead."""
-
-
-class Zygote:
-    """The grader's end of the zygote (:mod:`autograder.grading.zygote`): one sandbox that loaded torch and the
-    checks once and forks an isolated worker per request. Requests from the grading threads take turns."""
-
-    def __init__(self, preload, limits: sandbox.Limits):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [sys.executable, "-I", "-m", "autograder.grading.zygote", str(theirs.fileno()), *preload]
-        self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(sandbox.zygote_command(argv, limits), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self._stderr, env={"PATH": "/usr/bin:/bin"},
-                                     pass_fds=(theirs.fileno(),), start_new_session=True)
-        theirs.close()
-        self.sock, self.limits = ours, limits
-        self._lock = threading.Lock()
-        self._ready: bool | None = None
-        self.why = ""
-
-    def _receive(self, seconds: float) -> dict:
-        if not select.select([self.sock], [], [], seconds)[0]:
-            raise ZygoteUnavailable(f"the zygote did not answer within {seconds:g} s")
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise ZygoteUnavailable(f"the zygote ended: {self._tail()}")
-        return json.loads(data)
-
-    def _tail(self) -> str:
-        self._stderr.seek(0)
-        lines = self._stderr.read(4000).decode(errors="replace").strip().splitlines()
-        return lines[-1][:300] if lines else f"status {self.proc.poll()}"
-
-    def ready(self, seconds: float = 120) -> bool:
-        """Has it loaded torch and the checks (waits for that once)? False, with ``why``, if it never will."""
-        with self._lock:
-            if self._ready is None:
-                try:
-                    msg = self._receive(seconds)
-                    self._ready = msg.get("op") == "ready"
-                    self.why = "" if self._ready else str(msg.get("why"))
-                except (ZygoteUnavailable, OSError, ValueError) as e:
-                    self._ready, self.why = False, str(e)
-            return self._ready
-
-    def request(self, msg: dict, fds=(), seconds: float = 30) -> dict:
-        """Send one request (with the descriptors to pass) and return the zygote's answer; requests take turns."""
-        if not self.ready():
-            raise ZygoteUnavailable(self.why)
-        with self._lock:
-            try:
-                socket.send_fds(self.sock, [json.dumps(msg).encode()], list(fds))
-                return self._receive(seconds)
-            except (OSError, ValueError) as e:
-                raise ZygoteUnavailable(f"the zygote's channel broke: {e}") from e
-
-    def spawn(self, fds) -> int:
-        """Have the zygote fork a worker on these descriptors (channel in, channel out, stderr); its pid."""
-        reply = self.request({"op": "spawn", "limits": sandbox.worker_limits(self.limits)}, fds)
-        if reply.get("op") != "spawned" or type(reply.get("pid")) is not int:
-            raise ZygoteUnavailable(f"the zygote did not start a worker: {reply}")
-        return reply["pid"]
-
-    def kill(self, pid: int) -> None:
-        """Have the zygote kill a worker it forked."""
-        self.request({"op": "kill", "pid": pid})
-
-    def status(self, pid: int, seconds: float) -> int | None:
-        """The worker's return code (negative: the signal that ended it), or None while it still runs."""
-        end = time.monotonic() + seconds
-        while True:
-            code = self.request({"op": "status", "pid": pid}).get("code")
-            if code is not None or time.monotonic() > end:
-                return None if code is None else zygote_codes.decode(int(code))
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        """Close the control channel (the zygote then ends) and wait for it; killed if it does not end in 10 s."""
-        try:
-            self.sock.close()
-        finally:
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-#: The zygote of the current grading run (:func:`start_zygote`), or None: each worker its own sandbox.
-ZYGOTE: Zygote | None = None
-
-
-def start_zygote(preload, limits: sandbox.Limits) -> Zygote:
-    """Start this run's zygote (it loads torch while the run goes on); workers come from it from now on."""
-    global ZYGOTE
-    ZYGOTE = Zygote(preload, limits)
-    return ZYGOTE
-
-
-def stop_zygote() -> None:
-    """Close this run's zygote, if any: each worker is a sandbox of its own again."""
-    global ZYGOTE
-    if ZYGOTE is not None:
-        ZYGOTE.close()
-    ZYGOTE = None
 
 
 class WorkerProcess:
@@ -301,9 +190,9 @@ class WorkerProcess:
 
 def spawn_worker(scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=()) -> WorkerProcess:
     """A worker from the run's zygote; a sandbox of its own if there is none, or it no longer answers."""
-    if ZYGOTE is not None and not unsafe:
+    if sandbox.ZYGOTE is not None and not unsafe:
         try:
-            return WorkerProcess(scratch, uid, limits, unsafe, preload, zygote=ZYGOTE)
+            return WorkerProcess(scratch, uid, limits, unsafe, preload, zygote=sandbox.ZYGOTE)
         except ZygoteUnavailable:
             pass
     return WorkerProcess(scratch, uid, limits, unsafe, preload)
@@ -544,15 +433,15 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                 results[part.grade_id] = (0.0, zeroed[part.grade_id])
                 continue
             message = None
-            for probe in part.probes:
-                check = checks[probe.check]
-                options = probe.for_offering(secret)
+            for call in part.calls:
+                check = checks[call.check]
+                options = call.for_offering(secret)
                 hidden = check.secret(options)
                 t0 = clock()
                 if check.timed:
-                    record, why = timed_part(check, session, sub, probe.symbol, options, hidden, part_seconds)
+                    record, why = timed_part(check, session, sub, call.symbol, options, hidden, part_seconds)
                 else:
-                    record, why = session.probe(probe.check, probe.symbol, check.request(options, hidden),
+                    record, why = session.probe(call.check, call.symbol, check.request(options, hidden),
                                                 part_seconds)
                 t1 = clock()
                 seconds["sandbox"] += t1 - t0
@@ -564,7 +453,7 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                     break
                 try:
                     if isinstance(check, CaseCheck):
-                        check.verdict(record, options, hidden, symbol=probe.symbol)
+                        check.verdict(record, options, hidden, symbol=call.symbol)
                     else:
                         check.verdict(record, options, hidden)
                 except (CheckFailure, NotImplementedError) as e:
@@ -586,7 +475,7 @@ def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpos
     """For ``make bench``: the grader-side measurement of a function defined by trusted ``source``."""
     check = graded_checks()[check_name]
     options = dict(options or {"seed": 0})
-    own = ZYGOTE is None and not unsafe  # workers as `make grade` starts them
+    own = sandbox.ZYGOTE is None and not unsafe  # workers as `make grade` starts them
     if own:
         start_zygote([check_module(check_name)], sandbox.Limits())
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:

@@ -23,13 +23,21 @@ then the same command runs with the limits, the user and the cleared environment
 from __future__ import annotations
 
 import functools
+import json
 import os
+import select
+import signal
+import socket
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .zygote import decode as decode_exit
 
 import autograder
 
@@ -187,3 +195,115 @@ INSTALL_HINT = ("bubblewrap, the grading sandbox, does not work on this machine 
                 "is missing). Install it (Debian/Ubuntu: `sudo apt-get install bubblewrap`) and make sure "
                 "unprivileged user namespaces are allowed; or, knowing that student code then runs with "
                 "resource limits only and can read and write whatever this user can, pass --unsafe-no-sandbox.")
+
+
+# --------------------------------------------------------------------------
+# The zygote's client (the grader's side; torch is not needed here)
+
+
+class ZygoteUnavailable(RuntimeError):
+    """The zygote did not start or stopped answering: workers start as sandboxes of their own instead."""
+
+
+class Zygote:
+    """The grader's end of the zygote (:mod:`autograder.grading.zygote`): one sandbox that loaded torch and the
+    checks once and forks an isolated worker per request. Requests from the grading threads take turns."""
+
+    def __init__(self, preload, limits: Limits):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-I", "-m", "autograder.grading.zygote", str(theirs.fileno()), *preload]
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(zygote_command(argv, limits), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self._stderr, env={"PATH": "/usr/bin:/bin"},
+                                     pass_fds=(theirs.fileno(),), start_new_session=True)
+        theirs.close()
+        self.sock, self.limits = ours, limits
+        self._lock = threading.Lock()
+        self._ready: bool | None = None
+        self.why = ""
+
+    def _receive(self, seconds: float) -> dict:
+        if not select.select([self.sock], [], [], seconds)[0]:
+            raise ZygoteUnavailable(f"the zygote did not answer within {seconds:g} s")
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ZygoteUnavailable(f"the zygote ended: {self._tail()}")
+        return json.loads(data)
+
+    def _tail(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read(4000).decode(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else f"status {self.proc.poll()}"
+
+    def ready(self, seconds: float = 120) -> bool:
+        """Has it loaded torch and the checks (waits for that once)? False, with ``why``, if it never will."""
+        with self._lock:
+            if self._ready is None:
+                try:
+                    msg = self._receive(seconds)
+                    self._ready = msg.get("op") == "ready"
+                    self.why = "" if self._ready else str(msg.get("why"))
+                except (ZygoteUnavailable, OSError, ValueError) as e:
+                    self._ready, self.why = False, str(e)
+            return self._ready
+
+    def request(self, msg: dict, fds=(), seconds: float = 30) -> dict:
+        """Send one request (with the descriptors to pass) and return the zygote's answer; requests take turns."""
+        if not self.ready():
+            raise ZygoteUnavailable(self.why)
+        with self._lock:
+            try:
+                socket.send_fds(self.sock, [json.dumps(msg).encode()], list(fds))
+                return self._receive(seconds)
+            except (OSError, ValueError) as e:
+                raise ZygoteUnavailable(f"the zygote's channel broke: {e}") from e
+
+    def spawn(self, fds) -> int:
+        """Have the zygote fork a worker on these descriptors (channel in, channel out, stderr); its pid."""
+        reply = self.request({"op": "spawn", "limits": worker_limits(self.limits)}, fds)
+        if reply.get("op") != "spawned" or type(reply.get("pid")) is not int:
+            raise ZygoteUnavailable(f"the zygote did not start a worker: {reply}")
+        return reply["pid"]
+
+    def kill(self, pid: int) -> None:
+        """Have the zygote kill a worker it forked."""
+        self.request({"op": "kill", "pid": pid})
+
+    def status(self, pid: int, seconds: float) -> int | None:
+        """The worker's return code (negative: the signal that ended it), or None while it still runs."""
+        end = time.monotonic() + seconds
+        while True:
+            code = self.request({"op": "status", "pid": pid}).get("code")
+            if code is not None or time.monotonic() > end:
+                return None if code is None else decode_exit(int(code))
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        """Close the control channel (the zygote then ends) and wait for it; killed if it does not end in 10 s."""
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+#: The zygote of the current grading run (:func:`start_zygote`), or None: each worker its own sandbox.
+ZYGOTE: Zygote | None = None
+
+
+def start_zygote(preload, limits: Limits) -> Zygote:
+    """Start this run's zygote (it loads torch while the run goes on); workers come from it from now on."""
+    global ZYGOTE
+    ZYGOTE = Zygote(preload, limits)
+    return ZYGOTE
+
+
+def stop_zygote() -> None:
+    """Close this run's zygote, if any: each worker is a sandbox of its own again."""
+    global ZYGOTE
+    if ZYGOTE is not None:
+        ZYGOTE.close()
+    ZYGOTE = None

@@ -21,8 +21,8 @@ from pathlib import Path
 from .. import registry
 from ..contract import CaseCheck, GradedCheck
 
-__all__ = ["CaseCheck", "GradedCheck", "GradedPart", "Probe", "check_module", "graded_checks", "graded_parts",
-           "load_check", "parse_probes"]
+__all__ = ["CaseCheck", "GradedCheck", "GradedPart", "CheckCall", "check_module", "graded_checks", "graded_parts",
+           "load_check", "parse_calls"]
 
 
 def graded_checks() -> dict[str, GradedCheck]:
@@ -45,8 +45,8 @@ def load_check(check: str, module: str) -> GradedCheck:
 
 
 @dataclass(frozen=True)
-class Probe:
-    """One hidden check call: the check, the learner's symbol it probes, and its options."""
+class CheckCall:
+    """One hidden check call: the check, the learner's symbol it is called on, and its options."""
 
     check: str                  # e.g. "check_conv2d"
     symbol: str                 # the learner's name, e.g. "conv2d"
@@ -68,11 +68,11 @@ class Probe:
 
 @dataclass
 class GradedPart:
-    """One graded cell of the instructor's notebook: its id, its points and the probes that grade it."""
+    """One graded cell of the instructor's notebook: its id, its points and the check calls that grade it."""
 
     grade_id: str
     points: float
-    probes: list[Probe] = field(default_factory=list)
+    calls: list[CheckCall] = field(default_factory=list)
 
 
 def _hidden_source(source: str) -> str:
@@ -80,19 +80,19 @@ def _hidden_source(source: str) -> str:
     return m.group(1) if m else ""
 
 
-def parse_probes(source: str) -> list[Probe]:
+def parse_calls(source: str) -> list[CheckCall]:
     """The check calls in a cell's hidden tests, read with ``ast`` (never run); ``quiet`` left out."""
-    probes = []
+    calls = []
     for node in ast.walk(ast.parse(_hidden_source(source))):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")
                 and node.args and isinstance(node.args[0], ast.Name)):
             kwargs = tuple(sorted((k.arg, ast.literal_eval(k.value)) for k in node.keywords
                                   if k.arg not in ("quiet",)))
-            probes.append(Probe(node.func.id, node.args[0].id, kwargs))
-    return probes
+            calls.append(CheckCall(node.func.id, node.args[0].id, kwargs))
+    return calls
 
 
-def graded_parts(solution_notebook: Path) -> list[GradedPart]:
+def graded_parts(solution_notebook: Path, resolve: bool = True) -> list[GradedPart]:
     """The graded parts of an instructor's notebook, in order. (Read as plain JSON: nbformat costs a second to
     import, before any grading could start.)"""
     import json
@@ -100,13 +100,13 @@ def graded_parts(solution_notebook: Path) -> list[GradedPart]:
     from ..notebooks import graded_cells
 
     parts = []
-    checks = graded_checks()
+    checks = graded_checks() if resolve else None  # resolving imports every chapter module (and torch)
     for g in graded_cells(json.loads(Path(solution_notebook).read_text(encoding="utf-8"))):
-        probes = parse_probes(g.source)
-        if not probes:
+        calls = parse_calls(g.source)
+        if not calls:
             raise ValueError(f"{solution_notebook}: graded cell {g.grade_id} has no hidden check call to grade by")
-        for p in probes:
+        for p in calls if resolve else ():
             if p.check not in checks:
                 raise ValueError(f"{g.grade_id}: unknown check {p.check}")
-        parts.append(GradedPart(g.grade_id, g.points, probes))
+        parts.append(GradedPart(g.grade_id, g.points, calls))
     return parts
