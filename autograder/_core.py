@@ -16,15 +16,13 @@ different seed and more cases drawn by the same generators.
 from __future__ import annotations
 
 import numbers
-import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
-from ._rules import ForbiddenOpError, LibraryGuard, OpGuard, Rule
+from ._rules import ForbiddenOpError, LibraryGuard, OpGuard, Rule, error_record, learner_frame
 
 # --------------------------------------------------------------------------
 # Errors a check raises (learner-facing)
@@ -84,9 +82,8 @@ class ErrorRecord:
 
 
 def error_data(exc: BaseException) -> dict:
-    """A learner's exception as plain data for the grader: type, its classes' names, message, learner frame."""
-    return {"type": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__],
-            "message": str(exc)[:500], "frame": _learner_frame(exc)}
+    """A learner's exception as plain data for the grader: :func:`autograder._rules.error_record`, whole message."""
+    return error_record(exc, whole=True)
 
 
 def _error_name(err) -> str:
@@ -100,15 +97,8 @@ def _is_error(err, types) -> bool:
 
 
 def _learner_frame(exc) -> str:
-    """The innermost traceback frame that is the learner's code, as a phrase."""
-    if isinstance(exc, ErrorRecord):
-        return exc.frame
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__), "site-packages", "<frozen")
-    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
-        if not any(s in (fr.filename or "") for s in skip):
-            code = (fr.line or "").strip()
-            return f" (at line {fr.lineno} of your code: `{code}`)" if code else f" (at line {fr.lineno} of your code)"
-    return ""
+    """The learner's frame an exception came from, as a phrase (recorded by the worker for an ErrorRecord)."""
+    return exc.frame if isinstance(exc, ErrorRecord) else learner_frame(exc)
 
 
 def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:

@@ -145,9 +145,26 @@ class LibraryGuard:
         return False
 
 
-def error_record(e: BaseException) -> dict:
-    """A learner's exception as plain data: its type and first line."""
-    return {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0][:300]}
+def learner_frame(exc: BaseException) -> str:
+    """The innermost traceback frame that is the learner's code (not torch's, not this package's), as a phrase."""
+    import traceback
+
+    import torch
+
+    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__), "site-packages", "<frozen")
+    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not any(s in (fr.filename or "") for s in skip):
+            code = (fr.line or "").strip()
+            return f" (at line {fr.lineno} of your code: `{code}`)" if code else f" (at line {fr.lineno} of your code)"
+    return ""
+
+
+def error_record(e: BaseException, whole: bool = False) -> dict:
+    """A learner's exception as plain data, the one shape every check and the grader use: its type, its classes'
+    names, its message (the first line, or ``whole``: all of it) and the learner's frame it came from."""
+    message = str(e)[:500] if whole else (str(e).splitlines() or [""])[0][:300]
+    return {"type": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__], "message": message,
+            "frame": learner_frame(e)}
 
 
 def run_guarded(call, rules, allow=()):

@@ -43,6 +43,15 @@ def sol1():
     return load_solution("ch01_cnn_size")
 
 
+def message_of(check, fn, **kwargs) -> str:
+    """The learner-facing message of a check that must fail on ``fn``."""
+    from autograder import CheckFailure
+
+    with pytest.raises(CheckFailure) as info:
+        check(fn, quiet=True, **kwargs)
+    return str(info.value)
+
+
 def answers(aid: str) -> dict[str, str]:
     """The instructor's solution cells of an assignment: grade_id -> source."""
     return {gid: src for _, gid, src in nbs.solution_cells(nbs.read(solution_path(aid)))}

@@ -9,14 +9,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import CheckFailure, NotAttempted, RuleViolation, ch01
+from autograder import NotAttempted, RuleViolation, ch01
+from conftest import message_of
 from wrong_kernels import conv2d_with_bug, size_with_bug
-
-
-def failure_message(check, fn, **kwargs) -> str:
-    with pytest.raises(CheckFailure) as info:
-        check(fn, quiet=True, **kwargs)
-    return str(info.value)
 
 
 # --------------------------------------------------------------------------
@@ -83,13 +78,13 @@ WRONG_CONV2D = [
 
 @pytest.mark.parametrize("bug, diagnosis", WRONG_CONV2D, ids=[b for b, _ in WRONG_CONV2D])
 def test_each_known_wrong_conv2d_is_caught_and_diagnosed(bug, diagnosis):
-    message = failure_message(ch01.check_conv2d, conv2d_with_bug(bug))
+    message = message_of(ch01.check_conv2d, conv2d_with_bug(bug))
     assert diagnosis in message, message
     assert "reproduce:" in message
 
 
 def test_a_failure_message_has_case_problem_and_a_repro_that_reproduces():
-    message = failure_message(ch01.check_conv2d, conv2d_with_bug("bias_ignored"))
+    message = message_of(ch01.check_conv2d, conv2d_with_bug("bias_ignored"))
     repro = next(ln for ln in message.splitlines() if ln.strip().startswith("reproduce:"))
     code = repro.split("reproduce:", 1)[1].strip()
     ns = {"torch": torch, "conv2d": F.conv2d}
@@ -101,12 +96,12 @@ def test_a_failure_message_has_case_problem_and_a_repro_that_reproduces():
 
 
 def test_the_pattern_line_names_what_failing_cases_share():
-    message = failure_message(ch01.check_conv2d, conv2d_with_bug("bias_ignored"))
+    message = message_of(ch01.check_conv2d, conv2d_with_bug("bias_ignored"))
     assert "pattern: every failing case has a bias" in message
 
 
 def test_a_flipped_kernel_fails_the_hand_worked_case_with_both_grids_shown():
-    message = failure_message(ch01.check_conv2d, conv2d_with_bug("flipped"), part="basic")
+    message = message_of(ch01.check_conv2d, conv2d_with_bug("flipped"), part="basic")
     assert "hand-worked" in message and "yours (first channel)" in message and "-4.000" in message
 
 
@@ -196,7 +191,7 @@ def test_a_learner_exception_is_reported_with_the_learners_line():
         kh, kw = stride  # a typical int-or-pair slip
         return input
 
-    message = failure_message(ch01.check_conv2d, conv2d)
+    message = message_of(ch01.check_conv2d, conv2d)
     assert "raised TypeError" in message and "kh, kw = stride" in message
 
 
@@ -214,7 +209,7 @@ def test_modifying_the_input_in_place_is_reported():
         input.zero_()
         return out
 
-    assert "modified one of its input tensors in place" in failure_message(ch01.check_conv2d, conv2d)
+    assert "modified one of its input tensors in place" in message_of(ch01.check_conv2d, conv2d)
 
 
 def test_returning_a_tensor_where_torch_raises_is_reported():
@@ -224,7 +219,7 @@ def test_returning_a_tensor_where_torch_raises_is_reported():
         except ValueError:
             return torch.zeros(1, dtype=input.dtype)
 
-    message = failure_message(ch01.check_conv2d, conv2d, part="groups")
+    message = message_of(ch01.check_conv2d, conv2d, part="groups")
     assert "torch rejects these arguments" in message and "invalid" in message
 
 
@@ -232,11 +227,11 @@ def test_a_changed_signature_is_reported():
     def conv2d(input, weight, bias=None, stride=1, dilation=1, padding=0, groups=1):
         return input
 
-    assert "must keep the signature" in failure_message(ch01.check_conv2d, conv2d)
+    assert "must keep the signature" in message_of(ch01.check_conv2d, conv2d)
 
 
 def test_a_non_function_is_reported():
-    assert "should be a function" in failure_message(ch01.check_conv2d, np.zeros(3))
+    assert "should be a function" in message_of(ch01.check_conv2d, np.zeros(3))
 
 
 # --------------------------------------------------------------------------
@@ -252,16 +247,16 @@ WRONG_SIZES = [
 
 @pytest.mark.parametrize("bug, diagnosis", WRONG_SIZES, ids=[b for b, _ in WRONG_SIZES])
 def test_each_wrong_size_formula_is_caught_and_the_term_named(bug, diagnosis):
-    message = failure_message(ch01.check_conv2d_output_size, size_with_bug(bug))
+    message = message_of(ch01.check_conv2d_output_size, size_with_bug(bug))
     assert diagnosis in message, message
 
 
 def test_a_float_size_is_reported():
-    assert "a float; return an int" in failure_message(ch01.check_conv2d_output_size, size_with_bug(None, "float"))
+    assert "a float; return an int" in message_of(ch01.check_conv2d_output_size, size_with_bug(None, "float"))
 
 
 def test_a_list_size_is_reported():
-    assert "return a tuple" in failure_message(ch01.check_conv2d_output_size, size_with_bug(None, "list"))
+    assert "return a tuple" in message_of(ch01.check_conv2d_output_size, size_with_bug(None, "list"))
 
 
 def test_the_chapter_example_is_the_first_case():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import CheckFailure, ch02, ch03, ch04, ch05
-from conftest import load_solution
+from autograder import ch02, ch03, ch04, ch05
+from conftest import load_solution, message_of
 from wrong_kernels import (bed_of_nails_with_bug, max_pool_with_bug, max_unpool_with_bug,
                            resize_with_bug)
 
@@ -17,12 +17,6 @@ SOLUTIONS = {
     "max_pool2d_with_indices": ("ch05_max_unpooling", ch05.check_max_pool2d_with_indices, ch05.PARTS),
     "max_unpool2d": ("ch05_max_unpooling", ch05.check_max_unpool2d, ch05.PARTS),
 }
-
-
-def message_of(check, fn, **kwargs) -> str:
-    with pytest.raises(CheckFailure) as info:
-        check(fn, quiet=True, **kwargs)
-    return str(info.value)
 
 
 @pytest.mark.parametrize("name", list(SOLUTIONS))

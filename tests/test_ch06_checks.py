@@ -11,20 +11,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from autograder import CheckFailure, NotAttempted, RuleViolation, ch06
-from conftest import load_solution
+from autograder import NotAttempted, RuleViolation, ch06
+from conftest import load_solution, message_of
 from wrong_kernels import conv_transpose2d_with_bug
 
 
 @pytest.fixture(scope="module")
 def sol6():
     return load_solution("ch06_transposed_conv")
-
-
-def message_of(check, fn, **kwargs) -> str:
-    with pytest.raises(CheckFailure) as info:
-        check(fn, quiet=True, **kwargs)
-    return str(info.value)
 
 
 @pytest.mark.parametrize("suite", ["visible", "hidden"])
