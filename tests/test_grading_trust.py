@@ -152,8 +152,25 @@ print(json.dumps({"hits": hits, "read": read}))
 '''
 
 
+def _run_in_zygote_worker(code: str, seconds: float = 600) -> dict:
+    """Run ``code`` as a submission's only cell in a worker forked by the current zygote; the dict it reports
+    by raising RuntimeError(json.dumps(...)) (the cell's error is the one thing a worker sends back unasked)."""
+    sub = grader.Submission([[0, code]], Path("/nonexistent/never-used"), 0, sandbox.Limits(), False, [])
+    session = grader.Session(sub, time.monotonic() + seconds)
+    try:
+        worker = session.worker_or_none()
+        assert worker is not None and worker.zygote is not None, session.dead
+        errors = session.cell_errors
+        assert errors and errors[0]["type"] == "RuntimeError", errors
+        return json.loads(errors[0]["message"])
+    finally:
+        session.close()
+
+
 @needs_sandbox
-def test_a_submission_searching_every_file_it_can_read_finds_no_instructor_material(tmp_path):
+@pytest.mark.parametrize("zygote", [False, True], ids=["own-sandbox", "zygote"])
+def test_a_submission_searching_every_file_it_can_read_finds_no_instructor_material(tmp_path, zygote):
+    """In a sandbox of its own, or forked by the zygote (the same allowlist; a worker adds nothing to it)."""
     marker = "instructor-only-" + hashlib.sha256(os.urandom(16)).hexdigest()[:16]
     out = tmp_path / "out"
     instructor_only = [REPO / ".git" / f"{marker}.txt", REPO / "solutions" / f".{marker}", REPO / "tests" / f".{marker}",
@@ -171,14 +188,23 @@ def test_a_submission_searching_every_file_it_can_read_finds_no_instructor_mater
             path.write_text(f"secret: {marker}\n")
             planted.append(path)
         os.environ["COURSE_GRADER_SECRET"] = marker
-        scratch = out / "work" / "me"
-        uid = sandbox.uid_for("me")
-        sandbox.prepare_scratch(scratch, uid)
-        (scratch / "mine.txt").write_text(marker)  # the student's own folder: readable (a second control)
-        cmd = sandbox.bwrap_command([sys.executable, "-I", "-c", SEARCH, marker], str(scratch), sandbox.Limits(), uid)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ)
-        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        if zygote:  # the student's own file, then the search, reported as the cell's error
+            search = SEARCH.replace("marker = sys.argv[1]", f"marker = {marker!r}\nopen('mine.txt', 'w').write(marker)")
+            search = search.replace('print(json.dumps({"hits": hits, "read": read}))',
+                                    'raise RuntimeError(json.dumps({"hits": hits, "read": read}))')
+            assert grader.start_zygote([], sandbox.Limits()).ready(), sandbox.ZYGOTE.why
+            found = _run_in_zygote_worker(search)
+        else:
+            scratch = out / "work" / "me"
+            uid = sandbox.uid_for("me")
+            sandbox.prepare_scratch(scratch, uid)
+            (scratch / "mine.txt").write_text(marker)  # the student's own folder: readable (a second control)
+            cmd = sandbox.bwrap_command([sys.executable, "-I", "-c", SEARCH, marker], str(scratch), sandbox.Limits(),
+                                        uid)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ)
+            found = json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
+        grader.stop_zygote()
         os.environ.pop("COURSE_GRADER_SECRET", None)
         for path in planted:
             path.unlink(missing_ok=True)
@@ -189,52 +215,6 @@ def test_a_submission_searching_every_file_it_can_read_finds_no_instructor_mater
     assert found["read"] > 10_000, found
     leaked = hits - {str(control), "/scratch/mine.txt"}
     assert not leaked, leaked
-
-
-def _run_in_zygote_worker(code: str, seconds: float = 600) -> dict:
-    """Run ``code`` as a submission's only cell in a worker forked by the current zygote; the dict it reports
-    by raising RuntimeError(json.dumps(...)) (the cell's error is the one thing a worker sends back unasked)."""
-    sub = grader.Submission([[0, code]], Path("/nonexistent/never-used"), 0, sandbox.Limits(), False, [])
-    session = grader.Session(sub, time.monotonic() + seconds)
-    try:
-        worker = session.worker_or_none()
-        assert worker is not None and worker.zygote is not None, session.dead
-        errors = session.cell_errors
-        assert errors and errors[0]["type"] == "RuntimeError", errors
-        return json.loads(errors[0]["message"])
-    finally:
-        session.close()
-
-
-@needs_sandbox
-def test_a_worker_forked_by_the_zygote_finds_no_instructor_material_either(tmp_path):
-    """The zygote's sandbox has the same allowlist; its workers add nothing to what they can read."""
-    marker = "instructor-only-" + hashlib.sha256(os.urandom(16)).hexdigest()[:16]
-    out = tmp_path / "out"
-    planted = [REPO / "solutions" / f".{marker}", REPO / "tests" / f".{marker}", REPO / ".git" / f"{marker}.txt",
-               Path.home() / f".{marker}", out / "state" / "offering.key", out / "course" / "gradebook-copy.txt"]
-    control = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" / \
-        "zz_marker_control_zygote" / "readable.txt"
-    search = SEARCH.replace("marker = sys.argv[1]", f"marker = {marker!r}\nopen('/scratch/mine.txt', 'w').write(marker)")
-    search = search.replace("print(json.dumps({\"hits\": hits, \"read\": read}))",
-                            "raise RuntimeError(json.dumps({\"hits\": hits, \"read\": read}))")
-    try:
-        for path in planted + [control]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"secret: {marker}\n")
-        os.environ["COURSE_GRADER_SECRET"] = marker
-        assert grader.start_zygote([], sandbox.Limits()).ready(), sandbox.ZYGOTE.why
-        found = _run_in_zygote_worker(search)
-    finally:
-        grader.stop_zygote()
-        os.environ.pop("COURSE_GRADER_SECRET", None)
-        for path in planted:
-            path.unlink(missing_ok=True)
-        shutil.rmtree(control.parent, ignore_errors=True)
-    hits = set(found["hits"])
-    assert str(control) in hits and "/scratch/mine.txt" in hits, found
-    assert found["read"] > 10_000, found
-    assert not hits - {str(control), "/scratch/mine.txt"}, hits
 
 
 #: The first worker leaves traces everywhere it can write and keeps a socket listening, then waits.
