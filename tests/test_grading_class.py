@@ -8,6 +8,7 @@ way an instructor does: a partial run, a manual grade in the gradebook, --force,
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -111,6 +112,61 @@ def test_a_canvas_export_grades_the_newest_resubmission_and_keeps_ids_names_and_
     report = (out / "intake.txt").read_text()
     assert f"doejane_123456_7001_{CH05}.ipynb" in report and "superseded" in report
     assert len(rows) == 2
+
+
+CANVAS_GRADEBOOK = (
+    "Student,ID,SIS User ID,SIS Login ID,Section,Chapter 5 (ch05_max_unpooling) (4411),Quiz 1 (4412),Current Score\n"
+    "    Points Possible,,,,,10.00,5.00,(read only)\n"
+    '"Doe, Jane",123456,S1,jdoe,Sec A,,4,80\n'
+    '"Núñez, José",222,S2,jnunez,Sec A,,3,60\n'
+    '"Smith, John",333,S3,jsmith,Sec A,,5,100\n'
+    '"Lee, Kim",444,S4,klee,Sec A,,5,100\n'
+    '"Student, Test",999,,,Sec A,,,\n')
+
+
+def test_a_canvas_gradebook_export_comes_back_with_this_assignment_s_column_filled_in(exports, tmp_path):
+    out, _ = exports["canvas"]
+    export = tmp_path / "gradebook.csv"
+    export.write_text(CANVAS_GRADEBOOK, encoding="utf-8")
+    grade(CH05, out.parent / "canvas.zip", out, "--continue")
+    proc = grade(CH05, out.parent / "canvas.zip", out, "--continue", "--canvas", str(export))
+    ours = {r["lms_id"]: r["score"] for r in rows_of(out).values()}
+    with open(out / "canvas-import.csv", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, points, *students = rows
+    col = header.index("Chapter 5 (ch05_max_unpooling) (4411)")
+    assert header == next(csv.reader(io.StringIO(CANVAS_GRADEBOOK)))  # every column kept, none added
+    assert points[col] == "10" and points[header.index("Quiz 1 (4412)")] == "5.00"
+    filled = {r[1]: r[col] for r in students}
+    assert filled == {"123456": ours["123456"], "222": ours["222"], "333": "", "444": "", "999": ""}
+    assert [r[header.index("Quiz 1 (4412)")] for r in students] == ["4", "3", "5", "5", ""]  # untouched
+    unmatched = (out / "canvas-unmatched.txt").read_text()
+    assert "Smith, John (ID 333)" in unmatched and "Lee, Kim (ID 444)" in unmatched and "Test" not in unmatched
+    assert "canvas-import.csv" in proc.stdout
+    # a file that is not a Canvas export is refused before anything is graded
+    bad = tmp_path / "roster.csv"
+    bad.write_text("name,email\n", encoding="utf-8")
+    refused = grade(CH05, out.parent / "canvas.zip", out, "--continue", "--canvas", str(bad), check=False)
+    assert refused.returncode == 2 and "not a Canvas gradebook export" in refused.stderr
+
+
+def test_a_canvas_export_without_the_assignment_gets_a_new_column_and_an_ambiguous_one_is_refused(tmp_path):
+    from autograder.grading.lms import canvas_import
+
+    export = tmp_path / "gradebook.csv"
+    export.write_text(CANVAS_GRADEBOOK.replace("Chapter 5 (ch05_max_unpooling) (4411)", "Homework (4411)"),
+                      encoding="utf-8")
+    grades = [{"student_id": "jdoe", "lms_id": "", "name": "Jane", "score": "9", "notes": ""},
+              {"student_id": "zed", "lms_id": "", "name": "Zed", "score": "3", "notes": ""},
+              {"student_id": "hjordan", "lms_id": "", "name": "Hal", "score": "0", "notes": "no submission"}]
+    result = canvas_import(export, CH05, grades, 10)
+    rows = list(csv.reader(io.StringIO(result.text)))
+    assert rows[0][-1] == CH05 and rows[1][-1] == "10"  # a new assignment column, with its points
+    assert [r[-1] for r in rows[2:]] == ["9", "", "", "", ""]  # matched by SIS Login ID
+    assert result.only_here == ["zed (Zed)"] and len(result.only_in_canvas) == 3
+    export.write_text(CANVAS_GRADEBOOK.replace("Quiz 1 (4412)", "ch05_max_unpooling retake (4412)"), encoding="utf-8")
+    with pytest.raises(ValueError, match="several columns"):
+        canvas_import(export, CH05, grades, 10)
 
 
 def test_a_moodle_export_in_a_wrapping_folder_is_a_class_not_one_student(exports):

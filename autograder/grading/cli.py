@@ -1,7 +1,7 @@
 """``make grade``: grade a whole class, sandboxed, in parallel, with feedback and a grades CSV.
 
     python -m autograder.grading ASSIGNMENT SUBMISSIONS OUT [--jobs N] [--force] [--continue]
-        [--roster FILE] [--due DATETIME] [--unsafe-no-sandbox]
+        [--roster FILE] [--due DATETIME] [--canvas EXPORT.csv [--canvas-column TITLE]] [--unsafe-no-sandbox]
 
 SUBMISSIONS is a folder or a zip: an LMS export (Canvas, Moodle, Blackboard), nbgrader's own layout, or
 plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it private: it is student data):
@@ -10,6 +10,7 @@ plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it pri
     OUT/grades.csv                       one row per student: ids and name as the LMS gave them, late, score,
                                          one column per part and one with its failure reason, notes
     OUT/feedback/<student>/<aid>.html    what passed, what failed and why (no hidden test, no seed)
+    OUT/canvas-import.csv                with --canvas: the Canvas export, this assignment's column filled in
     OUT/course/                          the nbgrader course: gradebook.db (formgrader), submitted/, autograded/
                                          (no hidden test source: its tests are the visible ones)
     OUT/state/                           the grader's own state: this offering's secret, one stamp per student
@@ -684,6 +685,9 @@ def main(argv=None) -> int:
     parser.add_argument("--continue", dest="go_on", action="store_true",
                         help="grade even though the intake skipped files (they are listed in OUT/intake.txt)")
     parser.add_argument("--roster", type=Path, help="CSV of the class (ids and names): lists who submitted nothing")
+    parser.add_argument("--canvas", type=Path, help="a Canvas gradebook export (CSV): writes OUT/canvas-import.csv with "
+                        "this assignment's column filled in, ready to import")
+    parser.add_argument("--canvas-column", help="the Canvas column's title, if it does not contain the assignment's id")
     parser.add_argument("--due", help="due date and time (e.g. 2026-11-20T23:59): later submissions are marked late")
     parser.add_argument("--timeout", type=int, default=300, help="seconds one submission may run (default 300)")
     parser.add_argument("--memory", type=int, default=3000, help="MB of address space per submission")
@@ -711,6 +715,11 @@ def main(argv=None) -> int:
     if args.roster and not args.roster.is_file():
         print(f"error: --roster {args.roster} is not a file", file=sys.stderr)
         return 2
+    if args.canvas:
+        problem = canvas_problem(args.canvas)
+        if problem:
+            print(f"error: --canvas {args.canvas}: {problem}", file=sys.stderr)
+            return 2
     due = parse_due(args.due) if args.due else None
     if not sandbox.available():
         if not args.unsafe_no_sandbox:
@@ -880,7 +889,34 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
     everyone = all_stamps(out)
     scores = publish(everyone, aid, parts, course, out, nb_run.manual, missing, changed=bool(runnable))
     print_summary(everyone, scores, parts, {s.id for s, _ in todo}, missing, out)
+    if args.canvas:
+        write_canvas_import(args.canvas, args.canvas_column, aid, parts, out)
     return 0
+
+
+def canvas_problem(export: Path) -> str | None:
+    """Why a --canvas file cannot be a Canvas gradebook export (checked before any grading), or None."""
+    if not export.is_file():
+        return "no such file"
+    try:
+        with open(export, encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError) as e:
+        return f"unreadable ({e})"
+    return None if "Student" in header and "ID" in header else "not a Canvas gradebook export (no Student and ID columns)"
+
+
+def write_canvas_import(export: Path, column: str | None, aid: str, parts, out: Path) -> None:
+    """OUT/canvas-import.csv and OUT/canvas-unmatched.txt, from grades.csv (see :mod:`autograder.grading.lms`)."""
+    from .lms import canvas_import, unmatched_text
+
+    with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+        grades = list(csv.DictReader(fh))
+    result = canvas_import(export, aid, grades, sum(p.points for p in parts), column)
+    atomic_write(out / "canvas-import.csv", result.text)
+    report = unmatched_text(result)
+    atomic_write(out / "canvas-unmatched.txt", report + "\n")
+    print(f"\n{report}\nCanvas import: {out / 'canvas-import.csv'} (Grades → Import in Canvas)")
 
 if __name__ == "__main__":
     sys.exit(main())
