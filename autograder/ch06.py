@@ -10,7 +10,6 @@ only then do the output_padding rows hold computed values rather than zeros.
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 
@@ -19,12 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arith import convT_out, diagnose_convT_axis, pair
-from .contract import BenchShape, CaseCheck, bench_inputs
+from .contract import BenchShape, CaseCheck, GradedCheck, bench_inputs, module_check_prologue
 from ._core import (CPU_ONLY_NOTICE, policy_check, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
                     available_devices)
 from ._rules import CONVOLUTION_OPS, Rule, error_record, run_guarded, warm_up
-from ._signature import check_signature
-from .contract import GradedCheck
 
 warm_up()
 
@@ -706,13 +703,8 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
     loading torch's state_dict, on every device; gradcheck in float64.
     """
     __tracebackhide__ = True  # noqa: F841
-    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-        raise CheckFailure(f"ConvTranspose2d should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
-    check_signature(cls.__init__, "ConvTranspose2d.__init__", "self, " + MODULE_SIGNATURE)
+    parts = module_check_prologue(cls, "ConvTranspose2d", "self, " + MODULE_SIGNATURE, part, MODULE_PARTS)
     configs = _configs(suite, seed)
-    parts = MODULE_PARTS if part == "all" else (part,)
-    if any(p not in MODULE_PARTS for p in parts):
-        raise ValueError(f"part must be one of {MODULE_PARTS + ('all',)}, got {part!r}")
     devices = tuple(available_devices())
     verdict_module(probe_module(cls, configs, devices, parts, seed), configs, parts, devices, seed)
     policy_check(cls, "ConvTranspose2d")

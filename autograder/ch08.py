@@ -19,7 +19,6 @@ seed the sandbox never sees.
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import torch
@@ -28,8 +27,7 @@ from torch import nn
 
 from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, available_devices
 from ._rules import Rule, error_record, run_guarded, warm_up
-from ._signature import check_signature
-from .contract import GradedCheck
+from .contract import GradedCheck, module_check_prologue
 
 warm_up()
 
@@ -368,12 +366,7 @@ PARTS = ("wiring", "training")
 def check_segnet(cls, part="all", suite="visible", seed=None, quiet=False):
     """Check a learner's ``SegNet`` class: its wiring (sizes, rules, gradients) and a short training run."""
     __tracebackhide__ = True  # noqa: F841
-    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
-        raise CheckFailure(f"SegNet should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
-    check_signature(cls.__init__, "SegNet.__init__", SIGNATURE)
-    parts = PARTS if part == "all" else (part,)
-    if any(p not in PARTS for p in parts):
-        raise ValueError(f"part must be one of {PARTS + ('all',)}, got {part!r}")
+    parts = module_check_prologue(cls, "SegNet", SIGNATURE, part, PARTS)
     devices = tuple(available_devices())
     policy_check(cls, "SegNet")
     if "wiring" in parts:

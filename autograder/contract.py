@@ -55,6 +55,27 @@ class GradedCheck:
         raise NotImplementedError
 
 
+def module_check_prologue(cls, name: str, signature: str, part: str, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """What every visible check of a learner's ``nn.Module`` class checks first: it is such a class, its
+    ``__init__`` keeps torch's signature (``signature`` includes ``self``), and ``part`` is one of ``parts``
+    (or "all"). Returns the parts to check."""
+    import inspect
+
+    from torch import nn
+
+    from ._core import CheckFailure
+    from ._signature import check_signature
+
+    __tracebackhide__ = True  # noqa: F841
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+        raise CheckFailure(f"{name} should be a class that subclasses torch.nn.Module; got {cls!r:.80}.")
+    check_signature(cls.__init__, f"{name}.__init__", signature)
+    chosen = parts if part == "all" else (part,)
+    if any(p not in parts for p in chosen):
+        raise ValueError(f"part must be one of {parts + ('all',)}, got {part!r}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class BenchShape:
     """A kernel's ``make bench`` shape: ``inputs(device)`` gives (args, kwargs) for the learner's function and
