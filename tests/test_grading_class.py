@@ -169,6 +169,26 @@ def test_a_canvas_export_without_the_assignment_gets_a_new_column_and_an_ambiguo
         canvas_import(export, CH05, grades, 10)
 
 
+def test_feedback_pages_are_bundled_as_moodle_and_canvas_take_them_back(exports):
+    moodle, _ = exports["moodle"]
+    grade(CH05, moodle.parent / "moodle.zip", moodle, "--due", "2026-11-20T12:00", "--continue")
+    with zipfile.ZipFile(moodle / "feedback-upload" / "moodle.zip") as z:
+        names = sorted(z.namelist())
+        # Moodle reads the participant id from the folder its own download made
+        assert names == [f"Mary Ann Lee_123401_assignsubmission_file_/feedback-{CH05}.html",
+                         f"Zoë Ørsted_123402_assignsubmission_file_/feedback-{CH05}.html"], names
+        page = z.read(names[1]).decode()
+    assert page == (moodle / "feedback" / "Zoe_Orsted_123402" / f"{CH05}.html").read_text(encoding="utf-8")
+    canvas, _ = exports["canvas"]
+    grade(CH05, canvas.parent / "canvas.zip", canvas, "--continue")
+    with zipfile.ZipFile(canvas / "feedback-upload" / "canvas.zip") as z:
+        # Canvas reads the student from its download's prefix: name[_LATE]_userid_submissionid_
+        assert sorted(z.namelist()) == [f"doejane_LATE_123456_7002_feedback-{CH05}.html",
+                                        f"núñezjosé_222_7003_feedback-{CH05}.html"]
+    bb, _ = exports["blackboard"]
+    assert not (bb / "feedback-upload").exists()  # no such convention there: nothing made up
+
+
 def test_a_moodle_export_in_a_wrapping_folder_is_a_class_not_one_student(exports):
     out, proc = exports["moodle"]
     assert proc.returncode == 3  # notes.txt is not a notebook: listed, and the run asks for --continue

@@ -11,6 +11,7 @@ plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it pri
                                          one column per part and one with its failure reason, notes
     OUT/feedback/<student>/<aid>.html    what passed, what failed and why (no hidden test, no seed)
     OUT/canvas-import.csv                with --canvas: the Canvas export, this assignment's column filled in
+    OUT/feedback-upload/<lms>.zip        the feedback pages named for the LMS's bulk feedback upload (Moodle, Canvas)
     OUT/course/                          the nbgrader course: gradebook.db (formgrader), submitted/, autograded/
                                          (no hidden test source: its tests are the visible ones)
     OUT/state/                           the grader's own state: this offering's secret, one stamp per student
@@ -84,6 +85,8 @@ class Student:
     parts: dict = field(default_factory=dict)   # grade_id -> (points, message or None)
     manual: list = field(default_factory=list)  # parts the policy flagged: they need a manual grade
     seconds: dict = field(default_factory=dict)  # where its grading time went: sandbox, verify (for the bench)
+    submitted_as: str = ""               # the graded file, as the export named it (for the LMS's feedback upload)
+    layout: str = ""                     # the export's layout: Canvas, Moodle, Blackboard, nbgrader, ...
 
     @property
     def score(self) -> float:
@@ -530,7 +533,7 @@ def all_stamps(out: Path) -> list[Student]:
         s = Student(data["id"], data.get("name", ""), data.get("lms_id", ""), bool(data.get("late")), None,
                     data.get("problem"), list(data.get("notes", [])),
                     {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])),
-                    dict(data.get("seconds", {})))
+                    dict(data.get("seconds", {})), str(data.get("submitted_as", "")), str(data.get("layout", "")))
         students.append(s)
     return students
 
@@ -582,7 +585,32 @@ def publish(students: list[Student], aid: str, parts: list[GradedPart], course: 
         atomic_write(cache_path, json.dumps({"gradebook": _gradebook_fingerprint(course), "names": names,
                                              "manual": {"\t".join(k): v for k, v in scores.items()}}))
     write_reports(students, aid, parts, out, scores, missing)
+    write_feedback_upload(students, aid, out)
     return scores
+
+
+def write_feedback_upload(students: list[Student], aid: str, out: Path) -> None:
+    """OUT/feedback-upload/<platform>.zip: every feedback page named so that the LMS attaches it to its student
+    (:func:`autograder.grading.lms.feedback_upload_name`); a platform without such a convention gets none."""
+    import zipfile
+
+    from .lms import feedback_upload_name
+
+    bundles: dict[str, list] = {}
+    for s in students:
+        name = feedback_upload_name(s.layout, s.submitted_as, aid)
+        page = out / "feedback" / s.id / f"{aid}.html"
+        if name and page.exists():
+            bundles.setdefault(s.layout, []).append((name, page))
+    folder = out / "feedback-upload"
+    if bundles:
+        folder.mkdir(exist_ok=True)
+    for layout, pages in bundles.items():
+        tmp = folder / f".{layout.lower()}.zip.tmp"
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, page in sorted(pages):
+                z.write(page, name)
+        os.replace(tmp, folder / f"{layout.lower()}.zip")
 
 
 def _write_gradebook(students: list[Student], aid: str, course: Path, manual: dict) -> dict:
@@ -744,7 +772,7 @@ def take_students(found, items, aid: str) -> tuple[list[Student], dict, dict]:
     students, raw, keys = [], {}, {}
     for f in found:
         data = read_regular(f.chosen.path)
-        s = Student(f.id, f.name, f.lms_id, f.late, f.chosen.path)
+        s = Student(f.id, f.name, f.lms_id, f.late, f.chosen.path, submitted_as=f.chosen.rel, layout=f.chosen.layout)
         validate(s, data)
         if s.problem is None and not (graded_ids(data) & wanted):
             other = guess_assignment(graded_ids(data))
@@ -769,7 +797,7 @@ def changed_students(students, raw: dict, out: Path, spec: str, force: bool) -> 
         sha = hashlib.sha256(raw[s.id]).hexdigest()
         old = load_stamp(out, s.id)
         if not force and old and old.get("source_sha") == sha and old.get("spec") == spec:
-            old.update(name=s.name, lms_id=s.lms_id, late=s.late)
+            old.update(name=s.name, lms_id=s.lms_id, late=s.late, submitted_as=s.submitted_as, layout=s.layout)
             atomic_write(stamp_path(out, s.id), json.dumps(old, ensure_ascii=False))
             continue
         todo.append((s, sha))

@@ -12,6 +12,15 @@ titled with the assignment's id, with its points in the ``Points Possible`` row.
 
 Students are matched by Canvas' user id first (what the intake reads from Canvas' file names), then by SIS
 login or user id against the grader's student id; whoever is on one side only is listed, never guessed.
+
+Feedback back to the LMS (``OUT/feedback-upload/<platform>.zip``, :func:`feedback_upload_name`):
+
+* Moodle ("Upload multiple feedback files in a zip"): Moodle reads the participant from a folder named
+  ``<full name>_<participant id>_<plugin type>_<plugin name>_`` — the folder its own download made — so each
+  page goes into the student's downloaded folder, as ``feedback-<aid>.html``;
+* Canvas ("Re-upload submissions"): Canvas reads the student from the download's file-name prefix
+  (``<name>[_LATE]_<user id>_<submission id>_``), so each page keeps that prefix. (Written from Canvas'
+  naming of its downloads; not tried against a Canvas instance from here.)
 """
 
 from __future__ import annotations
@@ -98,3 +107,19 @@ def unmatched_text(result: CanvasImport) -> str:
         lines.append(f"Graded here, not in the Canvas export ({len(result.only_here)}; not imported):")
         lines += [f"  {s}" for s in result.only_here]
     return "\n".join(lines)
+
+
+def feedback_upload_name(layout: str, submitted_as: str, aid: str) -> str | None:
+    """The name a student's feedback page takes in the LMS's bulk feedback upload, from the graded file's name in
+    the export; None where the platform has no such convention (or the name is not one of its own)."""
+    from .intake import CANVAS, MOODLE
+
+    path = Path(submitted_as)
+    if layout == "Moodle":
+        folder = next((part for part in path.parts[:-1] if MOODLE.match(part)), None)
+        return f"{folder}/feedback-{aid}.html" if folder else None
+    if layout == "Canvas":
+        m = CANVAS.match(path.stem)
+        if m and len(path.parts) == 1:
+            return f"{m['name']}{m['late'] or ''}_{m['uid']}_{m['sub']}_feedback-{aid}.html"
+    return None
