@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 #: the checkout (in an installed copy, the folder above the package: the other paths may then not exist)
@@ -23,3 +24,21 @@ def solution_notebook(aid: str) -> Path:
 def release_notebook(aid: str) -> Path:
     """The released student notebook of assignment ``aid``."""
     return NOTEBOOKS / aid / f"{aid}.ipynb"
+
+
+@functools.cache
+def course_version() -> str:
+    """The version of the course's checks that grades are computed with: the package's version, and in a git
+    checkout the commit (``git describe``: a tag where there is one, ``-dirty`` for uncommitted changes)."""
+    import subprocess
+
+    from . import __version__
+
+    if not (REPO / ".git").exists():
+        return __version__
+    try:
+        rev = subprocess.run(["git", "describe", "--tags", "--always", "--dirty"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        rev = ""
+    return f"{__version__}+{rev}" if rev else __version__

@@ -299,6 +299,18 @@ def test_a_partial_rerun_changes_those_students_only(reruns):
     assert "2 graded in this run" not in proc.stdout and "kept from earlier runs" in proc.stdout
 
 
+def test_every_grade_and_feedback_page_records_the_course_version_it_was_graded_with(reruns):
+    from autograder.paths import course_version
+
+    _, _, out, _, _ = reruns
+    version = course_version()
+    assert version.startswith("0.") and "+" in version  # the package's version and, in a checkout, the commit
+    for sid, row in rows_of(out).items():
+        assert row["course_version"] == version, row
+        page = (out / "feedback" / sid / f"{CH01}.html").read_text(encoding="utf-8")
+        assert f"Graded with version {version} of the course" in page
+
+
 def test_an_unchanged_rerun_loads_neither_torch_nor_nbgrader_and_writes_the_same_grades(reruns):
     _, everyone, out, full, _ = reruns
     before = (out / "grades.csv").read_bytes()

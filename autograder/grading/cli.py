@@ -8,7 +8,8 @@ plain folders (:mod:`autograder.grading.intake`). Results go to OUT (keep it pri
 
     OUT/intake.txt, intake.csv           every input file: graded for whom, or why not
     OUT/grades.csv                       one row per student: ids and name as the LMS gave them, late, score,
-                                         one column per part and one with its failure reason, notes
+                                         one column per part and one with its failure reason, notes, and the
+                                         course version it was graded with
     OUT/feedback/<student>/<aid>.html    what passed, what failed and why (no hidden test, no seed)
     OUT/canvas-import.csv                with --canvas: the Canvas export, this assignment's column filled in
     OUT/feedback-upload/<lms>.zip        the feedback pages named for the LMS's bulk feedback upload (Moodle, Canvas)
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from .spec import GradedPart
 
 from .. import paths
-from ..paths import REPO, solution_notebook
+from ..paths import REPO, course_version, solution_notebook
 from ..registry import assignments
 
 
@@ -87,6 +88,7 @@ class Student:
     seconds: dict = field(default_factory=dict)  # where its grading time went: sandbox, verify (for the bench)
     submitted_as: str = ""               # the graded file, as the export named it (for the LMS's feedback upload)
     layout: str = ""                     # the export's layout: Canvas, Moodle, Blackboard, nbgrader, ...
+    graded_with: str = ""                # the course version its grades were computed with
 
     @property
     def score(self) -> float:
@@ -508,6 +510,7 @@ def stamp_path(out: Path, sid: str) -> Path:
 
 def save_stamp(out: Path, s: Student, source_sha: str, spec: str) -> None:
     """Stamp a student's result in the grader's state, with the digests of its source and of the spec."""
+    s.graded_with = s.graded_with or course_version()
     data = {k: v for k, v in asdict(s).items() if k != "source"}
     data.update(source_sha=source_sha, spec=spec)
     path = stamp_path(out, s.id)
@@ -533,7 +536,8 @@ def all_stamps(out: Path) -> list[Student]:
         s = Student(data["id"], data.get("name", ""), data.get("lms_id", ""), bool(data.get("late")), None,
                     data.get("problem"), list(data.get("notes", [])),
                     {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])),
-                    dict(data.get("seconds", {})), str(data.get("submitted_as", "")), str(data.get("layout", "")))
+                    dict(data.get("seconds", {})), str(data.get("submitted_as", "")), str(data.get("layout", "")),
+                    str(data.get("graded_with", "")))
         students.append(s)
     return students
 
@@ -648,7 +652,7 @@ def write_reports(students: list[Student], aid: str, parts: list[GradedPart], ou
     w = csv.writer(buf)
     total = sum(p.points for p in parts)
     w.writerow(["student_id", "name", "lms_id", "late", "assignment", "score", "max_score",
-                *[p.grade_id for p in parts], *[f"{p.grade_id} reason" for p in parts], "notes"])
+                *[p.grade_id for p in parts], *[f"{p.grade_id} reason" for p in parts], "notes", "course_version"])
     for s in sorted(students, key=lambda s: s.id):
         pts = {p.grade_id: scores.get((s.id, p.grade_id), s.parts.get(p.grade_id, (0.0, None))[0]) for p in parts}
         reasons = []
@@ -659,10 +663,10 @@ def write_reports(students: list[Student], aid: str, parts: list[GradedPart], ou
             reasons.append(reason_line(msg))
         notes = "; ".join(([s.problem] if s.problem else []) + s.notes)
         w.writerow([s.id, s.name, s.lms_id, "late" if s.late else "", aid, f"{sum(pts.values()):g}", f"{total:g}",
-                    *[f"{pts[p.grade_id]:g}" for p in parts], *reasons, notes])
+                    *[f"{pts[p.grade_id]:g}" for p in parts], *reasons, notes, s.graded_with])
     for m in missing:
         w.writerow([m["id"], m["name"], "", "", aid, "0", f"{total:g}", *["0" for _ in parts], *["" for _ in parts],
-                    "no submission"])
+                    "no submission", ""])
     atomic_write(out / "grades.csv", buf.getvalue())
     for s in students:
         d = out / "feedback" / s.id
@@ -696,7 +700,8 @@ pre{{white-space:pre-wrap;color:#333;background:#f6f6f6;padding:.5em}}</style></
 {f'<ul>{notes}</ul>' if notes else ''}
 <table><tr><th>part</th><th>points</th><th>result</th></tr>{''.join(rows)}</table>
 <p>Each part was graded by running your functions on inputs chosen by the grader and comparing the results
-with PyTorch in a separate process.</p></body></html>"""
+with PyTorch in a separate process.</p>
+<p class="version">Graded with version {html.escape(s.graded_with or "unknown")} of the course's checks.</p></body></html>"""
 
 
 # --------------------------------------------------------------------------
