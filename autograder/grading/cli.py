@@ -392,7 +392,7 @@ class NbgraderRun:
 # 4-5. Policy, sandboxed run, verdicts (one student)
 
 
-def release_notebook(aid: str) -> dict:
+def read_release(aid: str) -> dict:
     """The student notebook as released (``notebooks/``; a test keeps it equal to what nbgrader generates)."""
     return json.loads(paths.release_notebook(aid).read_text(encoding="utf-8"))
 
@@ -832,7 +832,7 @@ def grade_all(runnable, raw: dict, parts, out: Path, limits, secret: bytes, spec
     interrupted run loses nothing)."""
     from tqdm import tqdm
 
-    release = release_notebook(aid)
+    release = read_release(aid)
     with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(run_student, s, raw[s.id], parts, out, limits, secret, release, unsafe): (s, sha)
                    for s, sha in runnable}
@@ -868,7 +868,7 @@ def print_summary(everyone, scores: dict, parts, graded_now: set, missing, out: 
 
 def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_run: NbgraderRun) -> int:
     """Steps 2 to 6 of the pipeline (the module's docstring), once the inputs are known to be sound."""
-    from .spec import graded_parts
+    from .spec import graded_parts, require_registered
 
     # 2. intake
     root, items = expand(submissions, out)
@@ -902,7 +902,7 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
             from ..registry import chapter_modules
 
             sandbox.start_zygote(chapter_modules(), limits)
-        graded_parts(solution_notebook(aid))  # every check it calls is registered (imports the chapters)
+        require_registered(parts)  # imports the chapters
     runnable = submit_to_course(todo, raw, aid, out, spec)
     course = out / "course"
     submitted = [p.name for p in (course / "submitted").iterdir()] if (course / "submitted").exists() else []

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sandbox
-from .sandbox import Zygote, ZygoteUnavailable, start_zygote, stop_zygote  # noqa: F401 - re-exported
+from .sandbox import ZygoteUnavailable, start_zygote, stop_zygote  # noqa: F401 - start/stop re-exported
 from .. import _policy as policy
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
-from .spec import CaseCheck, GradedPart, check_module, graded_checks
+from ..contract import CaseCheck
+from .spec import GradedPart, check_module, graded_checks
 
 #: Largest frame a worker may send (header, then tensor bytes): more is a protocol error, not an allocation.
 REPLY_HEADER_LIMIT = 1 << 20
@@ -83,7 +84,7 @@ class WorkerProcess:
     else a sandbox (or, with --unsafe-no-sandbox, a process) of its own."""
 
     def __init__(self, scratch: Path, uid: int, limits: sandbox.Limits, unsafe: bool = False, preload=(),
-                 zygote: Zygote | None = None):
+                 zygote: sandbox.Zygote | None = None):
         self._stderr = tempfile.TemporaryFile()
         self.proc = self.pid = None
         self.zygote = zygote if zygote is not None and not unsafe and zygote.ready() else None

@@ -234,9 +234,3 @@ def plain(value, depth: int = 0):
     except ImportError:  # pragma: no cover
         pass
     return {"__type__": type(value).__name__}
-
-
-# --------------------------------------------------------------------------
-# The check contract lives with the checks (the learner's side of the package): autograder.contract
-
-from ..contract import GradedCheck  # noqa: E402,F401 - re-exported: the channel carries its requests and records

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import registry
-from ..contract import CaseCheck, GradedCheck
+from ..contract import GradedCheck
 
-__all__ = ["CaseCheck", "GradedCheck", "GradedPart", "CheckCall", "check_module", "graded_checks", "graded_parts",
-           "load_check", "parse_calls"]
+__all__ = ["GradedCheck", "GradedPart", "CheckCall", "check_module", "graded_checks", "graded_parts",
+           "load_check", "parse_calls", "require_registered"]
 
 
 def graded_checks() -> dict[str, GradedCheck]:
@@ -100,13 +100,20 @@ def graded_parts(solution_notebook: Path, resolve: bool = True) -> list[GradedPa
     from ..notebooks import graded_cells
 
     parts = []
-    checks = graded_checks() if resolve else None  # resolving imports every chapter module (and torch)
     for g in graded_cells(json.loads(Path(solution_notebook).read_text(encoding="utf-8"))):
         calls = parse_calls(g.source)
         if not calls:
             raise ValueError(f"{solution_notebook}: graded cell {g.grade_id} has no hidden check call to grade by")
-        for p in calls if resolve else ():
-            if p.check not in checks:
-                raise ValueError(f"{g.grade_id}: unknown check {p.check}")
         parts.append(GradedPart(g.grade_id, g.points, calls))
+    if resolve:
+        require_registered(parts)
     return parts
+
+
+def require_registered(parts: list[GradedPart]) -> None:
+    """Raise ValueError if a part calls a check the registry lacks (this imports every chapter module, and torch)."""
+    checks = graded_checks()
+    for part in parts:
+        for call in part.calls:
+            if call.check not in checks:
+                raise ValueError(f"{part.grade_id}: unknown check {call.check}")
