@@ -8,6 +8,7 @@
 #   make lab      open JupyterLab on the student notebooks
 #   make check    your progress through the course: visible checks of notebooks/
 #   make grade    grade a class: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder>
+#   make gradescope  the Gradescope autograder of one assignment: make gradescope ASSIGNMENT=<aid> OUT=<folder>
 #   make bench    timings as ratios against a baseline run side by side
 #   make clean    remove build outputs (never your notebooks)
 
@@ -31,7 +32,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX_NPM     := $(VENV)/share/mathjax-npm
 MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
 
-.PHONY: venv book book-student linkcheck test release lab check grade bench clean
+.PHONY: venv book book-student linkcheck test release lab check grade gradescope bench clean
 
 venv: $(STAMP)
 
@@ -82,6 +83,10 @@ check: $(STAMP)
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" -a -n "$(OUT)" || { echo "usage: make grade ASSIGNMENT=<aid> SUBMISSIONS=<folder or zip> OUT=<folder> [GRADE_ARGS=\"--force --unsafe-no-sandbox ...\"]"; exit 2; }
 	$(BIN)/python -m autograder.grading "$(ASSIGNMENT)" "$(SUBMISSIONS)" "$(OUT)" $(GRADE_ARGS)
+
+gradescope: $(STAMP)
+	@test -n "$(ASSIGNMENT)" -a -n "$(OUT)" || { echo "usage: make gradescope ASSIGNMENT=<aid> OUT=<folder>"; exit 2; }
+	$(BIN)/python -m autograder.grading.gradescope build "$(ASSIGNMENT)" "$(OUT)"
 
 bench: $(STAMP)
 	$(BIN)/python -m autograder.bench $(BENCH_ARGS)

@@ -10,6 +10,7 @@ The engine that runs and judges them is :mod:`autograder._core`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -216,12 +217,29 @@ def case_generator(parts: tuple[str, ...], salt: str = ""):
 # Exercises
 
 
+#: A mistake's id: lower-case words of letters and digits joined by single hyphens ("kernel-flipped").
+MISTAKE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong variant: ``fn`` computes what that mistake would return."""
+    """A known wrong variant: ``fn`` computes what that mistake would return.
+
+    ``name``  the sentence a learner reads on the "likely mistake" line; it may be reworded at any time
+    ``id``    a short kebab-case slug ("kernel-flipped"), required (pass it by keyword). It is stable:
+              rewording ``name`` must never change it, because class reports count mistakes by id, not by
+              message text. The same conceptual mistake in different chapters may share an id; within one
+              Exercise the ids are unique.
+    """
 
     name: str
     fn: Callable
+    id: str = ""
+
+    def __post_init__(self):
+        if not self.id or not isinstance(self.id, str) or not MISTAKE_ID.fullmatch(self.id):
+            raise ValueError(f"Mistake {self.name!r} needs an id: a kebab-case slug such as 'kernel-flipped' "
+                             f"(lower-case letters and digits joined by single hyphens); got {self.id!r}")
 
 
 @dataclass
@@ -230,7 +248,7 @@ class Exercise:
 
     ``reference``      torch's implementation, called with the same arguments
     ``rules``          operators the learner's function may not call
-    ``mistakes``       known wrong variants, to name a likely mistake
+    ``mistakes``       known wrong variants, to name a likely mistake (their ids unique within the exercise)
     ``shape_hint``     (args, kwargs, expected_shape, got_shape) -> sentence or None
     ``features``       case -> {feature: bool}, to find what failing cases share
     ``returns``        "tensor" or "size" (an int, or a tuple of ints)
@@ -251,3 +269,10 @@ class Exercise:
     output_names: tuple[str, ...] = ()
     error_hint: Callable | None = None
     errors: tuple[type, ...] = (ValueError, RuntimeError)
+
+    def __post_init__(self):
+        ids = [m.id for m in self.mistakes]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"exercise {self.name!r}: two of its mistakes share the id {repeated[0]!r}; "
+                             "ids must be unique within an exercise")

@@ -38,7 +38,15 @@ class _LearnerFacing:
 
 
 class CheckFailure(_LearnerFacing, AssertionError):
-    """A check found a difference; the message explains it to the learner."""
+    """A check found a difference; the message explains it to the learner.
+
+    ``mistake`` is the id of the known mistake the message names on its "likely mistake" line
+    (:attr:`autograder._cases.Mistake.id`), or None: what a class report counts.
+    """
+
+    def __init__(self, *args, mistake: str | None = None):
+        super().__init__(*args)
+        self.mistake = mistake
 
 
 class RuleViolation(CheckFailure):
@@ -223,13 +231,15 @@ def _size_type_problem(name: str, got, want) -> str | None:
 
 @dataclass
 class Failure:
-    """A case that failed on one device and dtype: the problem, the mistake that explains it, whether a rule broke."""
+    """A case that failed on one device and dtype: the problem, the mistake that explains it (its name, the text a
+    learner reads, and its stable id), whether a rule broke."""
     case: Case
     device: str
     dtype: Any
     problem: str
     mistake: str | None = None
     rule: bool = False
+    mistake_id: str | None = None
 
 
 def probe(ex: Exercise, fn: Callable, case: Case, device: str, dtype) -> Outcome:
@@ -262,8 +272,9 @@ def judge(ex: Exercise, fn_name: str, case: Case, device: str, dtype, fn: Callab
     mine = outcome if outcome is not None else probe(ex, fn, case, device, dtype)
     args, kwargs, ref = prepared if prepared is not None else prepare(ex, case, device, dtype)
 
-    def fail(problem, mistake=None, rule=False):
-        return Failure(case, device, dtype, problem, mistake, rule)
+    def fail(problem, mistake: Mistake | None = None, rule=False):
+        return Failure(case, device, dtype, problem, mistake.name if mistake else None, rule,
+                       mistake.id if mistake else None)
 
     if mine.violations:
         op, rule = mine.violations[0]
@@ -361,14 +372,15 @@ def _same(got, wrong) -> bool:
     return _value_problem(got, wrong.to(got.dtype), got.dtype) is None
 
 
-def _match_mistake(ex: Exercise, args, kwargs, got) -> str | None:
+def _match_mistake(ex: Exercise, args, kwargs, got) -> Mistake | None:
+    """The first of the exercise's known mistakes whose model returns what the learner's function returned."""
     for m in ex.mistakes:
         try:
             wrong = m.fn(*map(_clone, args), **{k: _clone(v) for k, v in kwargs.items()})
         except Exception:  # noqa: BLE001 - the variant does not apply to these arguments
             continue
         if _same(got, wrong):
-            return m.name
+            return m
     return None
 
 
@@ -414,9 +426,9 @@ class Report:
         dts = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
 
-    def message(self, fn_name: str, reproduce: bool = True) -> str:
-        """The clearest failure, explained. ``reproduce=False`` (grading feedback) leaves out the line that
-        rebuilds the case from its seed: a hidden case's seed would let a class regenerate the hidden cases."""
+    def _clearest(self) -> tuple[Failure, Failure | None, int]:
+        """What :meth:`message` shows: the failure it explains; a failure of the mistake its "likely mistake"
+        line names (None: no such line); how many failures that mistake explains. (Needs a failure.)"""
         # Show the clearest failure: the first one explained by the mistake that explains most
         # failures, if that is at least half of them; else simply the first failure.
         counts: dict[str, int] = {}
@@ -427,16 +439,32 @@ class Report:
         first = self.failures[0]
         if top and 2 * counts[top] >= len(self.failures):
             first = next(f for f in self.failures if f.mistake == top)
+        # The top mistake is named when it explains the failure shown, or at least two failures.
+        if top and (first.mistake == top or counts[top] >= 2):
+            return first, next(f for f in self.failures if f.mistake == top), counts[top]
+        return first, None, 0
+
+    def named_mistake(self) -> str | None:
+        """The id of the mistake :meth:`message` names on its "likely mistake" line, else None."""
+        if not self.failures:
+            return None
+        _, named, _ = self._clearest()
+        return named.mistake_id if named else None
+
+    def message(self, fn_name: str, reproduce: bool = True) -> str:
+        """The clearest failure, explained. ``reproduce=False`` (grading feedback) leaves out the line that
+        rebuilds the case from its seed: a hidden case's seed would let a class regenerate the hidden cases."""
+        first, named, count = self._clearest()
         failed = len(self.failed_features)
         which = "the first" if first is self.failures[0] else "the clearest"
         lines = [f"{fn_name} failed {failed} of {self.cases} cases; {which}:",
                  f"  case: {first.case.describe()} — {DTYPE_NAMES.get(first.dtype, first.dtype)} on {first.device}",
                  f"  problem: {first.problem}"]
-        if first.mistake and first.mistake == top:
+        if named is not None and first.mistake == named.mistake:
             lines.append(f"  likely mistake: {first.mistake}.")
-        elif top and counts[top] >= 2:
-            lines.append(f"  likely mistake (what {counts[top]} of the {len(self.failures)} failing outputs "
-                         f"match): {top}.")
+        elif named is not None:
+            lines.append(f"  likely mistake (what {count} of the {len(self.failures)} failing outputs "
+                         f"match): {named.mistake}.")
         pattern = self.pattern()
         if pattern:
             lines.append(f"  pattern: {pattern}")
@@ -514,7 +542,7 @@ def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = Fa
     if not report.ok:
         first = report.failures[0]
         exc_type = RuleViolation if first.rule else CheckFailure
-        raise exc_type(report.message(getattr(fn, "__name__", ex.name))) from None
+        raise exc_type(report.message(getattr(fn, "__name__", ex.name)), mistake=report.named_mistake()) from None
     policy_check(fn, getattr(fn, "__name__", ex.name))
     if not quiet:
         print("✔ " + report.summary())

@@ -257,19 +257,24 @@ def _conv2d_mistakes():
 
     return (
         Mistake("the kernel is flipped — deep-learning conv2d is cross-correlation: "
-                "out[i, j] = Σ x[i·s + a, j·s + b] · w[a, b], with no flip", kernel_flipped),
-        Mistake("the bias is ignored — add bias[c_out] to every pixel of output channel c_out", bias_ignored),
-        Mistake("padding added only at the top and left — pad both sides", one_side("top/left")),
-        Mistake("padding added only at the bottom and right — pad both sides", one_side("bottom/right")),
-        Mistake("dilation ignored — kernel taps are `dilation` pixels apart", dilation_ignored),
-        Mistake("stride applied to the height only", stride_on("height")),
-        Mistake("stride applied to the width only", stride_on("width")),
-        Mistake("height and width strides swapped — stride=(sH, sW)", stride_swapped),
+                "out[i, j] = Σ x[i·s + a, j·s + b] · w[a, b], with no flip", kernel_flipped, id="kernel-flipped"),
+        Mistake("the bias is ignored — add bias[c_out] to every pixel of output channel c_out", bias_ignored,
+                id="bias-ignored"),
+        Mistake("padding added only at the top and left — pad both sides", one_side("top/left"),
+                id="padding-one-side-top-left"),
+        Mistake("padding added only at the bottom and right — pad both sides", one_side("bottom/right"),
+                id="padding-one-side-bottom-right"),
+        Mistake("dilation ignored — kernel taps are `dilation` pixels apart", dilation_ignored,
+                id="dilation-ignored"),
+        Mistake("stride applied to the height only", stride_on("height"), id="stride-height-only"),
+        Mistake("stride applied to the width only", stride_on("width"), id="stride-width-only"),
+        Mistake("height and width strides swapped — stride=(sH, sW)", stride_swapped, id="stride-swapped"),
         Mistake("every group reads the first group's input channels — group g uses input channels "
-                "g·C_in/groups ... (g+1)·C_in/groups − 1", group_offset_missing),
+                "g·C_in/groups ... (g+1)·C_in/groups − 1", group_offset_missing, id="groups-first-group-only"),
         Mistake("the weight is read as (C_in, C_out, kH, kW); Conv2d weights are (C_out, C_in/groups, kH, kW)",
-                weight_layout_swapped),
-        Mistake("the kernel's height and width swapped (kernel transposed)", kernel_transposed),
+                weight_layout_swapped, id="weight-conv-transpose-layout"),
+        Mistake("the kernel's height and width swapped (kernel transposed)", kernel_transposed,
+                id="kernel-transposed"),
     )
 
 

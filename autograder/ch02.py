@@ -31,19 +31,24 @@ def _mistakes():
 
     return (
         Mistake("the source index is rounded; mode='nearest' rounds down: src = floor(dst · scale)",
-                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="round")),
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="round"),
+                id="source-index-rounded"),
         Mistake("pixel centres are used, src = floor((dst + 0.5) · scale) — that is mode='nearest-exact'; "
                 "mode='nearest' uses src = floor(dst · scale)",
-                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="half")),
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="half"),
+                id="source-index-pixel-centres"),
         Mistake("the scale is in/out; when scale_factor is given torch uses 1/scale_factor",
-                factor_only(lambda x, size, sf: R.nearest_model(x, size, sf, use_factor=False))),
+                factor_only(lambda x, size, sf: R.nearest_model(x, size, sf, use_factor=False)), id="scale-inverted"),
         Mistake("the source index is computed in float64; torch computes floor(dst · scale) in float32",
-                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="floor64")),
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, index="floor64"),
+                id="source-index-float64"),
         Mistake("an output exactly twice as long as the input takes src = dst // 2 in torch, whatever the "
                 "scale factor (2.2 on 2 pixels gives 4 outputs: sources 0, 0, 1, 1)",
-                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("same",))),
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("same",)),
+                id="double-size-shortcut-missed"),
         Mistake("an axis whose size does not change is copied unchanged in torch, whatever the scale factor",
-                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("double",))),
+                lambda x, size=None, scale_factor=None: R.nearest_model(x, size, scale_factor, special=("double",)),
+                id="same-size-shortcut-missed"),
     )
 
 

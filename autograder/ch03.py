@@ -95,12 +95,14 @@ EXERCISE = Exercise(
     rule_text="no transposed convolution or upsampling operator was called",
     mistakes=(
         Mistake("the input values sit at the bottom-right of each block; bed of nails puts input[i, j] at "
-                "output[i·s, j·s], the top-left (out[..., ::s, ::s] = input)", _offset_model("bottom-right")),
+                "output[i·s, j·s], the top-left (out[..., ::s, ::s] = input)", _offset_model("bottom-right"),
+                id="nails-bottom-right"),
         Mistake("the input values sit in the centre of each block; bed of nails puts input[i, j] at "
-                "output[i·s, j·s], the top-left (out[..., ::s, ::s] = input)", _offset_model("centre")),
+                "output[i·s, j·s], the top-left (out[..., ::s, ::s] = input)", _offset_model("centre"),
+                id="nails-centre"),
         Mistake("height and width strides swapped — stride=(s_H, s_W)",
                 lambda x, stride: reference_bed_of_nails(x, tuple(reversed(_pair(stride))))
-                if _pair(stride)[0] != _pair(stride)[1] else None),
+                if _pair(stride)[0] != _pair(stride)[1] else None, id="stride-swapped"),
     ),
     shape_hint=_shape_hint,
     features=_features,

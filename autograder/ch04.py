@@ -33,15 +33,17 @@ def _mistakes():
         Mistake("align_corners is swapped: True maps the corner pixels onto each other, src = dst · (in−1)/(out−1); "
                 "False maps pixel centres, src = (dst + 0.5) · scale − 0.5",
                 lambda x, size=None, scale_factor=None, align_corners=False:
-                R.reference_bilinear(x, size, scale_factor, not align_corners)),
+                R.reference_bilinear(x, size, scale_factor, not align_corners), id="align-corners-swapped"),
         Mistake("the half-pixel offset is missing: with align_corners=False, src = (dst + 0.5) · scale − 0.5",
-                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, half_pixel=False))),
+                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, half_pixel=False)),
+                id="half-pixel-offset-missing"),
         Mistake("the source coordinate is not clamped at the border: src below 0 must become 0 "
                 "(torch clamps, it does not extrapolate)",
-                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, clamp=False))),
+                when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, clamp=False)),
+                id="source-not-clamped"),
         Mistake("the scale is in/out; when scale_factor is given torch uses 1/scale_factor",
                 when(False, lambda x, size, sf, ac: R.bilinear_model(x, size, sf, ac, use_factor=False)
-                     if sf is not None else None)),
+                     if sf is not None else None), id="scale-inverted"),
     )
 
 

@@ -84,15 +84,18 @@ def pool_model(x, kernel_size, stride=None, padding=0, *, tie="first", pad_value
 def _pool_mistakes():
     return (
         Mistake("indices count positions inside each window (0 … k·k−1); torch's count positions in the whole "
-                "(n, c) plane: h · W + w", lambda *a, **k: pool_model(*a, **k, index="window")),
+                "(n, c) plane: h · W + w", lambda *a, **k: pool_model(*a, **k, index="window"),
+                id="indices-within-window"),
         Mistake("indices count positions in the padded input; torch counts them in the unpadded input "
-                "(h · W + w with the input's own h, w, W)", lambda *a, **k: _if_padded(a, k, "padded")),
+                "(h · W + w with the input's own h, w, W)", lambda *a, **k: _if_padded(a, k, "padded"),
+                id="indices-in-padded-input"),
         Mistake("indices are flattened over the whole tensor; torch flattens each (n, c) plane on its own",
-                lambda *a, **k: pool_model(*a, **k, index="tensor")),
+                lambda *a, **k: pool_model(*a, **k, index="tensor"), id="indices-flattened-whole-tensor"),
         Mistake("ties go to the last maximum; torch keeps the first one in row-major window order "
-                "(replace the maximum only on a strictly greater value)", lambda *a, **k: pool_model(*a, **k, tie="last")),
+                "(replace the maximum only on a strictly greater value)", lambda *a, **k: pool_model(*a, **k, tie="last"),
+                id="ties-last-maximum"),
         Mistake("the input is padded with zeros; torch pads with −inf so that padding never wins",
-                lambda *a, **k: _if_padded(a, k, "zeros")),
+                lambda *a, **k: _if_padded(a, k, "zeros"), id="padding-zeros-not-neg-inf"),
     )
 
 
@@ -205,10 +208,11 @@ UNPOOL_EXERCISE = Exercise(
     mistakes=(
         Mistake("each index is read as a position inside its window; torch's indices are flat positions in the "
                 "whole (n, c) output plane: out.view(N, C, -1)[n, c, indices[n, c, i, j]] = input[n, c, i, j]",
-                _window_unpool_model),
+                _window_unpool_model, id="indices-within-window"),
         Mistake("output_size is ignored — with output_size given, the output takes that size",
                 lambda x, i, k, stride=None, padding=0, output_size=None:
-                reference_max_unpool2d(x, i, k, stride, padding) if output_size is not None else None),
+                reference_max_unpool2d(x, i, k, stride, padding) if output_size is not None else None,
+                id="output-size-ignored"),
     ),
     shape_hint=_unpool_shape_hint,
     features=_features,

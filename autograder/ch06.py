@@ -268,21 +268,25 @@ def _mistakes():
     return (
         Mistake("the kernel is not flipped in the zero-insertion route — the ordinary convolution that follows zero "
                 "insertion uses the kernel rotated by 180° (w.flip(-2, -1)); equivalently, scatter-add stamps the "
-                "kernel as it is", flipped),
+                "kernel as it is", flipped, id="kernel-not-flipped"),
         Mistake("the weight is read in Conv2d's layout (C_out, C_in/groups, ...); ConvTranspose2d weights are "
-                "(C_in, C_out/groups, kH, kW)", conv2d_layout),
+                "(C_in, C_out/groups, kH, kW)", conv2d_layout, id="weight-conv2d-layout"),
         Mistake("padding is added instead of cropped — in a transposed convolution padding p removes p rows and "
-                "columns from each side of the full output", padding_added),
+                "columns from each side of the full output", padding_added, id="padding-added-not-cropped"),
         Mistake("the output_padding rows and columns are filled with zeros; they are part of the computed output "
                 "(with padding > 0 they hold real values): compute the full output and crop only the padding",
-                output_padding_zeros),
-        Mistake("dilation ignored — the kernel taps are `dilation` pixels apart in the stamp", dilation_ignored),
+                output_padding_zeros, id="output-padding-zeros"),
+        Mistake("dilation ignored — the kernel taps are `dilation` pixels apart in the stamp", dilation_ignored,
+                id="dilation-ignored"),
         Mistake("the groups are mixed up: every group reads the first group's input channels — group g maps input "
-                "channels g·C_in/groups … to output channels g·C_out/groups …", group_offset),
+                "channels g·C_in/groups … to output channels g·C_out/groups …", group_offset,
+                id="groups-first-group-only"),
         Mistake("the bias is added once per input channel (C_in/groups times); add bias[c_out] once to every "
-                "pixel of output channel c_out", bias_per_input_channel),
-        Mistake("the height stride is used for both axes — stride=(s_H, s_W)", one_stride(0)),
-        Mistake("the width stride is used for both axes — stride=(s_H, s_W)", one_stride(1)),
+                "pixel of output channel c_out", bias_per_input_channel, id="bias-per-input-channel"),
+        Mistake("the height stride is used for both axes — stride=(s_H, s_W)", one_stride(0),
+                id="stride-height-for-both"),
+        Mistake("the width stride is used for both axes — stride=(s_H, s_W)", one_stride(1),
+                id="stride-width-for-both"),
     )
 
 

@@ -59,10 +59,10 @@ def _overlap_mistakes():
 
     return (
         Mistake("the padding is not cropped: padding p removes p pixels from each end of the count map",
-                padding_ignored),
+                padding_ignored, id="padding-not-cropped"),
         Mistake("every pixel gets the kernel's size: count, for each *output* pixel, how many input pixels' stamps "
                 "cover it — that depends on the position when the stride does not divide the kernel size",
-                per_input),
+                per_input, id="count-per-input-pixel"),
     )
 
 
@@ -157,9 +157,9 @@ PIXEL_SHUFFLE_EXERCISE = Exercise(
     rule_text="no pixel-shuffle operator was called",
     mistakes=(Mistake("the channel order is mixed up: input channel c·r² + i·r + j goes to output channel c at "
                       "offset (i, j) — the r² sub-pixels of one output channel are consecutive channels",
-                      _shuffle_channel_order),
+                      _shuffle_channel_order, id="channel-order-mixed"),
               Mistake("the sub-pixel rows and columns are swapped: channel offset i·r + j is row i, column j",
-                      _shuffle_rows_cols)),
+                      _shuffle_rows_cols, id="subpixel-rows-cols-swapped")),
 )
 
 PIXEL_UNSHUFFLE_EXERCISE = Exercise(
@@ -168,7 +168,7 @@ PIXEL_UNSHUFFLE_EXERCISE = Exercise(
     rules=(SHUFFLE_RULE,),
     rule_text="no pixel-shuffle operator was called",
     mistakes=(Mistake("the channel order is mixed up: output channel c·r² + i·r + j holds input channel c at "
-                      "offset (i, j)", _unshuffle_channel_order),),
+                      "offset (i, j)", _unshuffle_channel_order, id="channel-order-mixed"),),
 )
 
 
@@ -256,9 +256,10 @@ def _kernel_mistakes():
 
     return (
         Mistake("the tent is centred wrongly: for an even kernel its peak lies between the two middle taps, at "
-                "(k − 1)/2, so the stride-s copies interleave evenly", off_centre),
+                "(k − 1)/2, so the stride-s copies interleave evenly", off_centre, id="tent-off-centre"),
         Mistake("every input channel feeds every output channel; the FCN initialisation upsamples each channel on "
-                "its own: weight[c, c] is the tent, weight[c, d] = 0 for c ≠ d", every_pair),
+                "its own: weight[c, c] is the tent, weight[c, d] = 0 for c ≠ d", every_pair,
+                id="channels-cross-connected"),
     )
 
 
@@ -320,7 +321,8 @@ RESIZE_CONV_EXERCISE = Exercise(
     name="resize_conv2d",
     reference=reference_resize_conv2d,
     mistakes=(Mistake("the order is swapped: resize first, then convolve (convolving first and resizing "
-                      "afterwards is cheaper but brings the blocks or blur of the resize back)", _conv_then_resize),),
+                      "afterwards is cheaper but brings the blocks or blur of the resize back)", _conv_then_resize,
+                      id="convolve-then-resize"),),
 )
 
 

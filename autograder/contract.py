@@ -185,7 +185,8 @@ class CaseCheck(GradedCheck):
         report = _core.run(self.exercise, None, self.options_cases(options), devices=("cpu",),
                            fn_name=symbol or self.function, outcomes=outcomes, prepared=self.prepared(options))
         if not report.ok:
-            raise _core.CheckFailure(report.message(symbol or self.function, reproduce=False))
+            raise _core.CheckFailure(report.message(symbol or self.function, reproduce=False),
+                                     mistake=report.named_mistake())
 
     # ---- the worker's side
 

@@ -34,6 +34,9 @@ def course_version() -> str:
 
     from . import __version__
 
+    stamped = Path(__file__).with_name("_release.txt")  # a wheel built for grading records its checkout's version
+    if stamped.is_file():
+        return stamped.read_text(encoding="utf-8").strip()
     if not (REPO / ".git").exists():
         return __version__
     try:

@@ -21,7 +21,8 @@ def reference_double(input, factor=2):
 
 
 EX = Exercise(name="double", reference=reference_double,
-              mistakes=(Mistake("the factor is ignored (always 2)", lambda input, factor=2: input * 2),))
+              mistakes=(Mistake("the factor is ignored (always 2)", lambda input, factor=2: input * 2,
+                                id="factor-ignored"),))
 
 
 @case_generator(("small", "large"), salt="core-test-")
@@ -72,6 +73,9 @@ def test_a_right_function_passes_and_the_report_says_how_many_cases():
 def test_a_known_mistake_is_named():
     report = _core.run(EX, ignores_factor, cases("all"), devices=("cpu",))
     assert not report.ok and "the factor is ignored" in report.message("double")
+    assert report.named_mistake() == "factor-ignored"
+    named = {(f.mistake, f.mistake_id) for f in report.failures}
+    assert named == {("the factor is ignored (always 2)", "factor-ignored")}
 
 
 def test_an_invalid_case_needs_a_raise_and_says_so():
@@ -108,6 +112,7 @@ def test_the_grader_path_reaches_the_visible_path_s_verdict_in_the_same_words(fn
                                                                   err["frame"]) if err else None)
     graded = _core.run(EX, None, cs, devices=("cpu",), fn_name="double", outcomes=outcomes, prepared=prepared)
     assert graded.ok == visible.ok
+    assert graded.named_mistake() == visible.named_mistake()
     if not visible.ok:
         assert graded.message("double", reproduce=False) == visible.message("double", reproduce=False)
 
@@ -118,5 +123,12 @@ def test_a_grading_message_has_no_reproduce_line_and_a_visible_one_has():
 
 
 def test_check_raises_check_failure_with_the_report():
-    with pytest.raises(CheckFailure, match="ignores_factor failed 3 of 8 cases"):
+    with pytest.raises(CheckFailure, match="ignores_factor failed 3 of 8 cases") as info:
         _core.check(EX, ignores_factor, cases("all"), quiet=True, devices=("cpu",))
+    assert info.value.mistake == "factor-ignored"
+
+
+def test_a_failure_no_known_mistake_explains_names_no_mistake_id():
+    with pytest.raises(CheckFailure) as info:
+        _core.check(EX, accepts_anything, cases("all"), quiet=True, devices=("cpu",))
+    assert info.value.mistake is None and "likely mistake" not in str(info.value)

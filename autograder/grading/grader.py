@@ -417,10 +417,13 @@ def timed_part(check, session: Session, sub: Submission, symbol: str, options: d
 
 
 def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, zeroed: dict | None = None,
-                     part_seconds: float = 60, session: Session | None = None) -> tuple[dict, list, dict]:
+                     part_seconds: float = 60, session: Session | None = None,
+                     observed: dict | None = None) -> tuple[dict, list, dict]:
     """Every part's (points, message or None), the cells' errors, and where the time went (seconds waiting on
     the sandboxed worker, seconds verifying here). ``zeroed`` maps a part to the policy's reason to score it 0
-    (it is not run)."""
+    (it is not run). ``observed``, if given, receives per part what the class report and the leaderboard use:
+    ``mistake`` (the stable id of the mistake a failure was named as), ``ratio`` (a timed part's speed ratio),
+    ``flag`` (policy, timeout, crash or protocol: why no verdict could be reached)."""
     from .._core import CheckFailure
 
     checks = graded_checks()
@@ -432,8 +435,11 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
         for part in parts:
             if zeroed and part.grade_id in zeroed:
                 results[part.grade_id] = (0.0, zeroed[part.grade_id])
+                if observed is not None:
+                    observed[part.grade_id] = {"flag": "policy"}
                 continue
             message = None
+            seen: dict = {}
             for call in part.calls:
                 check = checks[call.check]
                 options = call.for_offering(secret)
@@ -448,6 +454,7 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                 seconds["sandbox"] += t1 - t0
                 if record is None:
                     message = why
+                    seen["flag"] = sandbox_flag(why)
                     break
                 if "missing" in record and not isinstance(check, CaseCheck):
                     message = str(record["missing"])
@@ -457,8 +464,12 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                         check.verdict(record, options, hidden, symbol=call.symbol)
                     else:
                         check.verdict(record, options, hidden)
+                    if check.timed and record.get("mine") and record.get("torch"):
+                        seen["ratio"] = statistics.median(a / b for a, b in zip(record["mine"], record["torch"]))
                 except (CheckFailure, NotImplementedError) as e:
                     message = str(e)
+                    if getattr(e, "mistake", None):
+                        seen["mistake"] = e.mistake
                     break
                 except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
                     message = f"the worker's record could not be judged ({type(e).__name__}: {e}): scored 0"
@@ -466,9 +477,21 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                 finally:
                     seconds["verify"] += clock() - t1
             results[part.grade_id] = (0.0 if message else part.points, message)
+            if observed is not None and seen:
+                observed[part.grade_id] = seen
     finally:
         session.close()
     return results, session.cell_errors, seconds
+
+
+def sandbox_flag(why: str | None) -> str:
+    """What ended a part without a verdict, in one word for the class report: timeout, crash or protocol."""
+    why = why or ""
+    if "timed out" in why or "time limit" in why:
+        return "timeout"
+    if "protocol" in why or "not a record" in why:
+        return "protocol"
+    return "crash"
 
 
 def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpose2d_speed", options=None,

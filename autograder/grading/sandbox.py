@@ -158,8 +158,11 @@ def worker_limits(limits: Limits) -> dict:
 
 
 def unsafe_command(argv: list[str], limits: Limits, uid: int = NOBODY) -> list[str]:
-    """Without bubblewrap (only with --unsafe-no-sandbox): the limits and the user, nothing more."""
-    return _limits(limits) + _drop(uid) + argv
+    """Without bubblewrap (--unsafe-no-sandbox; Gradescope's container, which is the sandbox there): the limits
+    and the user, and the worker first in line for the kernel's out-of-memory killer (the grader, which must
+    still report, last: :mod:`autograder.grading.gradescope`)."""
+    oom = ["choom", "-n", "1000", "--"] if shutil.which("choom") else []
+    return oom + _limits(limits) + _drop(uid) + argv
 
 
 def prepare_scratch(scratch: Path, uid: int) -> None:
