@@ -89,6 +89,8 @@ class Student:
     submitted_as: str = ""               # the graded file, as the export named it (for the LMS's feedback upload)
     layout: str = ""                     # the export's layout: Canvas, Moodle, Blackboard, nbgrader, ...
     graded_with: str = ""                # the course version its grades were computed with
+    observed: dict = field(default_factory=dict)  # grade_id -> named mistake id/text, speed ratio, sandbox flag
+    code: dict = field(default_factory=dict)  # solution cell's grade_id -> the learner's code (for similarity)
 
     @property
     def score(self) -> float:
@@ -430,6 +432,21 @@ def runnable_cells(raw: bytes, release: dict) -> list[list]:
     return missing + cells
 
 
+def solution_code(raw: bytes, release: dict) -> dict[str, str]:
+    """The learner's code in each of the release's solution cells (grade_id -> source), for the report's
+    similarity: a pair is compared cell by cell, the release's own stub subtracted."""
+    wanted = {((c.get("metadata") or {}).get("nbgrader") or {}).get("grade_id") for c in release.get("cells", [])
+              if ((c.get("metadata") or {}).get("nbgrader") or {}).get("solution")} - {None}
+    code: dict[str, str] = {}
+    nb = json.loads(raw.decode("utf-8"))
+    for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
+        meta = ((cell.get("metadata") or {}).get("nbgrader") or {}) if isinstance(cell, dict) else {}
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        if gid in wanted and gid not in code:
+            code[gid] = cell_source(cell)[:100_000]
+    return code
+
+
 def course_cells(release: dict) -> set[str]:
     """The released notebook's own code cells (setup, install): exempt from the policy by their source."""
     return {cell_source(c) for c in release.get("cells", [])
@@ -475,15 +492,20 @@ def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path
 
     modules = sorted({check_module(call.check) for p in parts for call in p.calls})
     cells = runnable_cells(raw, release)
+    exempt = course_cells(release)
+    student.code = solution_code(raw, release)
     sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
     session = grader.Session(sub, time.monotonic() + limits.wall_seconds)
     session.prespawn()  # torch loads in the worker while the policy reviews the cells
-    zeroed, findings = policy_zeroes(sub.cells, parts, course_cells(release))
+    zeroed, findings = policy_zeroes(sub.cells, parts, exempt)
     note = schema_note(raw)
     if note:
         student.notes.append(note)
     part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.calls) for p in parts)))
-    results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds, session)
+    observed: dict = {}
+    results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds, session,
+                                                            observed)
+    student.observed = observed
     student.seconds = {k: round(v, 3) for k, v in seconds.items()}
     student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
     student.manual = sorted(zeroed)
@@ -537,7 +559,7 @@ def all_stamps(out: Path) -> list[Student]:
                     data.get("problem"), list(data.get("notes", [])),
                     {k: (float(v[0]), v[1]) for k, v in data.get("parts", {}).items()}, list(data.get("manual", [])),
                     dict(data.get("seconds", {})), str(data.get("submitted_as", "")), str(data.get("layout", "")),
-                    str(data.get("graded_with", "")))
+                    str(data.get("graded_with", "")), dict(data.get("observed") or {}), dict(data.get("code") or {}))
         students.append(s)
     return students
 
@@ -571,7 +593,8 @@ def _gradebook_fingerprint(course: Path) -> list:
 
 
 def publish(students: list[Student], aid: str, parts: list[GradedPart], course: Path, out: Path,
-            manual: dict, missing: list[dict] = (), changed: bool = True) -> dict:
+            manual: dict, missing: list[dict] = (), changed: bool = True,
+            similarity_threshold: float | None = None) -> dict:
     """Write every stamped student's grades into the gradebook (keeping manual grades), then grades.csv and the
     feedback pages from it. Returns (student, part) -> the score recorded (manual where given).
 
@@ -590,7 +613,26 @@ def publish(students: list[Student], aid: str, parts: list[GradedPart], course: 
                                              "manual": {"\t".join(k): v for k, v in scores.items()}}))
     write_reports(students, aid, parts, out, scores, missing)
     write_feedback_upload(students, aid, out)
+    write_class_report(students, aid, parts, out, scores, missing, similarity_threshold)
     return scores
+
+
+def write_class_report(students: list[Student], aid: str, parts: list[GradedPart], out: Path, scores: dict,
+                       missing=(), threshold: float | None = None) -> None:
+    """OUT/report.html and report.json (:mod:`autograder.grading.report`), with the pairs of near-duplicate
+    solution cells (each cell compared with the same cell of the others, the released stub subtracted)."""
+    from . import report, similarity
+
+    stubs = {((c.get("metadata") or {}).get("nbgrader") or {}).get("grade_id"): cell_source(c)
+             for c in read_release(aid).get("cells", [])}
+    pairs = []
+    for gid in sorted({g for s in students for g in s.code}):
+        sources = {s.id: s.code[gid] for s in students if s.code.get(gid)}
+        for m in similarity.similar_pairs(sources, stubs.get(gid, ""),
+                                          **({} if threshold is None else {"threshold": threshold})):
+            pairs.append((gid, m))
+    pairs.sort(key=lambda gm: (-gm[1].score, gm[0], gm[1].a, gm[1].b))
+    report.write(out, report.build(students, aid, parts, scores, pairs, missing))
 
 
 def write_feedback_upload(students: list[Student], aid: str, out: Path) -> None:
@@ -717,6 +759,9 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="regrade submissions that did not change")
     parser.add_argument("--continue", dest="go_on", action="store_true",
                         help="grade even though the intake skipped files (they are listed in OUT/intake.txt)")
+    parser.add_argument("--similarity", type=float, default=None, metavar="SHARE",
+                        help="list pairs of students sharing at least this share (0-1) of their solution code's "
+                             "fingerprints in OUT/report.html (default: the similarity module's); never changes a grade")
     parser.add_argument("--roster", type=Path, help="CSV of the class (ids and names): lists who submitted nothing")
     parser.add_argument("--canvas", type=Path, help="a Canvas gradebook export (CSV): writes OUT/canvas-import.csv with "
                         "this assignment's column filled in, ready to import")
@@ -863,7 +908,8 @@ def print_summary(everyone, scores: dict, parts, graded_now: set, missing, out: 
     zero = [s for s in everyone if s.score == 0]
     print(f"\n{len(graded_now)} graded in this run, {len(everyone) - len(graded_now)} kept from earlier runs; "
           f"{len(zero)} scored zero{f'; {len(missing)} on the roster submitted nothing' if missing else ''}. "
-          f"Grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; intake: {out / 'intake.txt'}")
+          f"Grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}/; class report: {out / 'report.html'}; "
+          f"intake: {out / 'intake.txt'}")
 
 
 def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_run: NbgraderRun) -> int:
@@ -920,7 +966,8 @@ def _grade(args, aid: str, submissions: Path, out: Path, due, unsafe: bool, nb_r
             save_stamp(out, s, sha, spec)
     # 6. merge: every stamp of this offering, this run's and earlier ones'
     everyone = all_stamps(out)
-    scores = publish(everyone, aid, parts, course, out, nb_run.manual, missing, changed=bool(runnable))
+    scores = publish(everyone, aid, parts, course, out, nb_run.manual, missing, changed=bool(runnable),
+                     similarity_threshold=args.similarity)
     print_summary(everyone, scores, parts, {s.id for s, _ in todo}, missing, out)
     if args.canvas:
         write_canvas_import(args.canvas, args.canvas_column, aid, parts, out)

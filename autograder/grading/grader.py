@@ -470,6 +470,8 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                     message = str(e)
                     if getattr(e, "mistake", None):
                         seen["mistake"] = e.mistake
+                        known = getattr(getattr(check, "exercise", None), "mistakes", ())
+                        seen["mistake_text"] = next((m.name for m in known if m.id == e.mistake), e.mistake)
                     break
                 except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
                     message = f"the worker's record could not be judged ({type(e).__name__}: {e}): scored 0"
