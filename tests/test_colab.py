@@ -139,13 +139,30 @@ def test_first_code_cell_installs_the_published_package_in_colab_only(kind, aid)
 
 
 @pytest.mark.parametrize("kind,aid", NOTEBOOKS)
-def test_the_cell_installs_pyproject_s_package_from_config_s_repository_and_branch(kind, aid):
-    """Does the requirement name the distribution of pyproject.toml at _config.yml's repository and branch?"""
+def test_the_cell_installs_pyproject_s_package_from_config_s_repository_at_the_release_tag(kind, aid):
+    """Does the requirement name the distribution of pyproject.toml at _config.yml's repository, pinned to the
+    tag of pyproject's version (not a branch, which moves mid-term)?"""
     req = default_requirement(first_code_cell(nbs.read(path_of(kind, aid))).source)
     m = REQUIREMENT.match(req)
-    assert m, f"not a `<name> @ git+<url>.git@<branch>` requirement: {req!r}"
-    url, branch = published_repository()
-    assert (m["name"], m["url"], m["ref"]) == (project_name(), url, branch), req
+    assert m, f"not a `<name> @ git+<url>.git@<tag>` requirement: {req!r}"
+    url, _ = published_repository()
+    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert (m["name"], m["url"], m["ref"]) == (project_name(), url, f"v{version}"), req
+
+
+def test_the_release_tag_the_cell_installs_exists_and_holds_that_version():
+    """`git tag v<version>` was made for the version the notebooks install, and the package there says so."""
+    import autograder
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: the release tags cannot be looked up here")
+    tag = colab.release_tag()
+    assert tag == f"v{autograder.__version__}", "pyproject.toml's version and autograder.__version__ differ"
+    shown = subprocess.run(["git", "show", f"{tag}:autograder/__init__.py"], cwd=REPO, capture_output=True,
+                           text=True)
+    assert shown.returncode == 0, (f"no tag {tag}: after a release, `git tag -a {tag}` (CONTRIBUTING.md) "
+                                   f"({shown.stderr.strip()})")
+    assert f'__version__ = "{autograder.__version__}"' in shown.stdout
 
 
 def test_every_notebook_has_the_same_cell_and_it_is_what_autograder_colab_writes():

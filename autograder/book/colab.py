@@ -56,13 +56,21 @@ def published_repository(repo: Path = REPO) -> tuple[str, str]:
     return str(config["url"]).rstrip("/").removesuffix(".git"), str(config.get("branch") or "main")
 
 
+def release_tag(repo: Path = REPO) -> str:
+    """The git tag of this version of the course, ``v<version>`` (pyproject.toml's version): what learners
+    install, so that a change to the checks mid-term never changes what a half-done notebook is checked against."""
+    import tomllib
+
+    return "v" + tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+
 def requirement(repo: Path = REPO) -> str:
-    """``<distribution> @ git+<repository url>.git@<branch>``, from pyproject.toml and _config.yml."""
+    """``<distribution> @ git+<repository url>.git@v<version>``, from pyproject.toml and _config.yml."""
     import tomllib
 
     name = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
-    url, branch = published_repository(repo)
-    return f"{name} @ git+{url}.git@{branch}"
+    url, _ = published_repository(repo)
+    return f"{name} @ git+{url}.git@{release_tag(repo)}"
 
 
 def cell_source(repo: Path = REPO) -> str:

@@ -376,6 +376,11 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "build":
         target = build(args.assignment, args.out)
+        version = json.loads(zipfile.ZipFile(target).read("course.json"))["version"]
+        local = version.partition("+")[2]  # git describe: v<version> at a tag, v<version>-<n>-g<commit> after one
+        if not local.startswith("v") or "-" in local:
+            print(f"warning: this checkout ({version}) is not a tagged release: build the zip for a class from a "
+                  "checkout at a tag (CONTRIBUTING.md, Releasing a version).", file=sys.stderr)
         print(f"Wrote {target} ({target.stat().st_size / 2**20:.1f} MB). Upload it as the autograder of a "
               f"Gradescope programming assignment (see the instructors' page of the README).")
         return 0
