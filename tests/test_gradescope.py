@@ -62,13 +62,16 @@ SAMPLE = {  # student -> expected (score, words in a part's output), from test_g
 
 @pytest.fixture(scope="module")
 def container(tmp_path_factory):
-    """The zip, unpacked once; a fresh environment with the zip's wheel; a function that grades one
-    submission folder in the emulated container and returns (results.json, what the run printed)."""
-    tmp = tmp_path_factory.mktemp("gradescope")
-    proc = subprocess.run(["make", "-s", "gradescope", f"ASSIGNMENT={AID}", f"OUT={tmp / 'zip'}"], cwd=REPO,
+    return emulated_container(tmp_path_factory.mktemp("gradescope"), AID)
+
+
+def emulated_container(tmp: Path, aid: str) -> dict:
+    """The zip of ``aid``, built by `make gradescope`; a fresh environment with the zip's wheel; a function that
+    grades one submission in the emulated container and returns (results.json, what the run printed)."""
+    proc = subprocess.run(["make", "-s", "gradescope", f"ASSIGNMENT={aid}", f"OUT={tmp / 'zip'}"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    zpath = tmp / "zip" / f"{AID}-gradescope.zip"
+    zpath = tmp / "zip" / f"{aid}-gradescope.zip"
     # A fresh environment: the zip's wheel installed by pip, no checkout. The pinned torch and numpy come
     # from this checkout's environment (setup.sh installs them on Gradescope's image).
     venv = tmp / "venv"

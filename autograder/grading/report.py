@@ -21,6 +21,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+SHOWN_PAIRS = 60  # the most similar pairs shown on the page (report.json lists them all)
 FLAG_TEXT = {"policy": "flagged by the source policy (manual grade)", "timeout": "stopped: time limit",
              "crash": "stopped: the process ended (crash, memory or CPU limit)",
              "protocol": "stopped: broke the grading protocol"}
@@ -171,7 +172,10 @@ def render(data: dict) -> str:
         f'<details><summary>{who([m["a"]])} and {who([m["b"]])}, cell <code>{e(m["cell"])}</code>: '
         f'{m["score"] * 100:.0f}% of fingerprints shared</summary><table class="code"><tr><th>{e(m["a"])}</th><th>{e(m["b"])}</th></tr>'
         + "".join(f'<tr><td><code>{la}: {e(ta)}</code></td><td><code>{lb}: {e(tb)}</code></td></tr>'
-                  for la, lb, ta, tb in m["lines"]) + '</table></details>' for m in data["similar_pairs"])
+                  for la, lb, ta, tb in m["lines"]) + '</table></details>' for m in data["similar_pairs"][:SHOWN_PAIRS])
+    if len(data["similar_pairs"]) > SHOWN_PAIRS:
+        similar += (f'<p>… and {len(data["similar_pairs"]) - SHOWN_PAIRS} more pairs, in report.json; a higher '
+                    f'threshold (--similarity) shows fewer.</p>')
     everyone = ", ".join(f'<a href="{e(link)}">{e(sid)}</a> ({data["totals"][sid]:g})'
                          for sid, link in data["feedback"].items())
     missing = (f'<p>On the roster with no submission ({len(data["no_submission"])}): '
