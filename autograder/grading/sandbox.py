@@ -18,6 +18,11 @@ its own, so the checkout around it stays invisible.
 "Bubblewrap is available" means a trial run of this very command succeeded, not that the binary exists.
 Without it the grader refuses to run unless the instructor names the risk (``--unsafe-no-sandbox``);
 then the same command runs with the limits, the user and the cleared environment only.
+
+Gradescope (:mod:`autograder.grading.gradescope`) runs that second form on purpose: there each submission
+has a container of its own, holding nothing of the instructor's but the autograder zip, so the container is
+the sandbox; the worker runs as an unprivileged uid that can read neither the zip's files (the offering's
+secret) nor write the results, and no bubblewrap is needed or asked for.
 """
 
 from __future__ import annotations
