@@ -9,7 +9,8 @@ The method is *winnowing* (Schleimer, Wilkerson and Aiken, "Winnowing: local alg
 fingerprinting", SIGMOD 2003), the algorithm behind MOSS:
 
 1. **Normalise.** The source is split into Python tokens (:mod:`tokenize`; a small regular-expression
-   tokenizer takes over when the source does not tokenise: an unclosed bracket, a stray IPython magic).
+   tokenizer, which gives the same tokens wherever both work, takes over when the source does not
+   tokenise: an unclosed bracket or string, inconsistent indentation, shell lines from a ``%%bash`` cell).
    Comments, line breaks and indentation are dropped; so are statements that are only a string (docstrings).
    Every other string becomes ``S``, every number ``N``, and every identifier ``V``, except keywords,
    unshadowed builtins (``range``, ``len``, ``isinstance``: a builtin the code itself binds, such as a
@@ -36,11 +37,15 @@ Parameters, with their defaults:
     every solution has; much larger and a copy survives by changing one token in every few.
 ``window = 4``
     the winnowing window. Together with ``k`` it sets the *guarantee threshold* ``k + window - 1 = 8``
-    tokens: a shared run that long (``out = full[:, :, p:q]`` is 14 tokens) is always found.
+    tokens: a shared run that long (``out = full[:, :, p:q]`` is 12 tokens) is always found.
 ``threshold = 0.6``
-    the smallest score reported. In this module's tests a renamed, recommented, reordered copy of a
-    solution scores close to 1, and two honest solutions of the same function well under 0.6.
-``MIN_FINGERPRINTS = 8``
+    the smallest score reported. In this module's tests (a transposed convolution, template subtracted) a
+    copy with every name changed, new comments and spacing, and statements reordered scores 0.95; two
+    honest solutions by different methods (a loop over kernel taps, zero insertion and a flipped kernel,
+    ``F.fold``) 0.1 to 0.3; two honest loops that both stamp the kernel about 0.5, since they share the
+    problem's idioms (``V, V = pair(V)``, the crop, the bias). Without the template, honest pairs score
+    about 0.6: hence the template.
+``min_fingerprints = MIN_FINGERPRINTS = 8``
     students with fewer (template fingerprints removed) are not compared at all: a stub, an empty or an
     almost empty submission would otherwise "match" another one on the few tokens they have.
 
@@ -50,11 +55,12 @@ is usually larger than what a student adds, so counting it would make every pair
 and two students who each wrote three lines look like copies of each other. Every k-gram of the template
 (all of them, not only those the template's own winnowing would keep: which k-grams a window keeps depends
 on its neighbours, so a student's winnowing can keep a template k-gram the template's did not) is removed
-from every student's fingerprints before counting, on both sides of the score.
+from every student's fingerprints before counting, on both sides of the score. Called without a template,
+the score counts the shared skeleton too, and almost every pair is reported.
 
 Speed: one inverted index, from fingerprint to the students that have it, so only pairs that share
-something are ever counted; 300 students with about 200 lines each take a few seconds, most of it
-tokenising.
+something are ever counted; 300 students with about 230 lines each (2,800 tokens) take about 3 s of one
+CPU, half of it tokenising. The side-by-side lines cost about 1 ms per reported pair.
 
 Usage::
 
@@ -94,13 +100,14 @@ Token = tuple[str, str, int, int]
 
 @dataclass
 class Match:
-    """One pair of students whose code shares more than the threshold.
+    """One pair of students whose code shares at least the threshold.
 
     ``a`` < ``b`` are the two student ids; ``score`` (0..1) is the number of fingerprints they share divided
     by the smaller of their two fingerprint counts, template fingerprints excluded from all three. ``lines``
     are the matching lines side by side, in the order of ``a``'s lines, at most :data:`MAX_LINES`: (line in
     a, line in b, text of that line in a, text of that line in b), lines numbered from 1 in the source as
-    given to :func:`similar_pairs`, text stripped of its indentation.
+    given to :func:`similar_pairs`, text stripped of its indentation. Statements that normalise alike
+    (``sH, sW = pair(stride)`` and ``pH, pW = pair(padding)``) may be paired either way round.
     """
 
     a: str
@@ -118,33 +125,32 @@ def _source_lines(source: str) -> list[str]:
     return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+_KINDS = {tokenize.NAME: "name", tokenize.NUMBER: "number", tokenize.STRING: "string", tokenize.OP: "op",
+          tokenize.ERRORTOKEN: "op", tokenize.NEWLINE: "newline"}   # the rest (comments, NL, INDENT...): dropped
+# Python >= 3.12 tokenises an f-string's parts (3.14 a t-string's too): they become one string token again.
+_STRING_START = frozenset(getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, n))
+_STRING_END = frozenset(getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n))
+
+
 def _python_tokens(source: str) -> list[Token]:
     """The tokens :mod:`tokenize` finds; raises whatever it raises on a source it cannot tokenise."""
     out: list[Token] = []
-    depth, first = 0, 0   # inside an f-string (Python >= 3.12 tokenises its parts): one string token for it all
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        kind = tokenize.tok_name.get(tok.type, "")
-        if kind in ("FSTRING_START", "TSTRING_START"):
+    depth, first = 0, 0   # inside an f-string, and the line it started on
+    for typ, text, start, end, _ in tokenize.generate_tokens(io.StringIO(source).readline):
+        if typ in _STRING_START:
             if depth == 0:
-                first = tok.start[0]
+                first = start[0]
             depth += 1
-        elif kind in ("FSTRING_END", "TSTRING_END"):
+        elif typ in _STRING_END:
             depth -= 1
             if depth == 0:
-                out.append(("string", tok.string, first, tok.end[0]))
-        elif depth:
-            continue
-        elif tok.type == tokenize.NEWLINE:
-            out.append(("newline", "", tok.start[0], tok.start[0]))
-        elif tok.type == tokenize.NAME:
-            out.append(("name", tok.string, tok.start[0], tok.end[0]))
-        elif tok.type == tokenize.NUMBER:
-            out.append(("number", tok.string, tok.start[0], tok.end[0]))
-        elif tok.type == tokenize.STRING:
-            out.append(("string", tok.string, tok.start[0], tok.end[0]))
-        elif tok.type in (tokenize.OP, tokenize.ERRORTOKEN) and tok.string.strip():
-            out.append(("op", tok.string, tok.start[0], tok.end[0]))
-        # COMMENT, NL, INDENT, DEDENT, ENDMARKER: nothing
+                out.append(("string", text, first, end[0]))
+        elif not depth:
+            kind = _KINDS.get(typ)
+            if kind == "newline":
+                out.append(("newline", "", start[0], start[0]))
+            elif kind is not None and (kind != "op" or text.strip()):   # an ERRORTOKEN can be a stray space
+                out.append((kind, text, start[0], end[0]))
     return out
 
 
@@ -185,7 +191,7 @@ def _tokens(source: str) -> tuple[list[Token], bool]:
     source = (source or "").replace("\r\n", "\n").replace("\r", "\n")
     try:
         return _python_tokens(source), True
-    except Exception:  # TokenError, IndentationError, SyntaxError, ValueError (a NUL byte): any refusal
+    except Exception:  # noqa: BLE001 - TokenError, IndentationError, SyntaxError, ValueError: any refusal
         return _fallback_tokens(source), False
 
 
@@ -196,7 +202,7 @@ def _shadowed_builtins(source: str, tokens: list[Token], parsed: bool) -> frozen
     if parsed:
         try:
             tree = ast.parse(source.replace("\r\n", "\n").replace("\r", "\n"))
-        except Exception:  # a syntax error that tokenises, or IPython magics: use the tokens
+        except Exception:  # noqa: BLE001 - a syntax error that tokenises, IPython magics: use the tokens
             tree = None
     if tree is not None:
         for node in ast.walk(tree):
@@ -213,24 +219,30 @@ def _shadowed_builtins(source: str, tokens: list[Token], parsed: bool) -> frozen
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 bound.update(node.names)
     else:
-        # Without a tree: a name right before `=` or `:=`, right after def/class/as/for/import, or a
-        # parameter (a name after `(` or `,` in a def's parentheses).
-        in_def, depth = False, 0
+        # Without a tree: a name assigned to (`max = ...` outside brackets, `(max := ...)` anywhere), named by
+        # def/class/as/for/import, or a def's parameter (after `(` or `,` in the def's own parentheses).
+        depth, def_depth = 0, None
         for i, (kind, text, _, _) in enumerate(tokens):
-            if kind == "op" and in_def:
-                depth += (text in "([{") - (text in ")]}")
-                if depth <= 0 and text == ")":
-                    in_def = False
-            if kind != "name" or text not in BUILTINS:
-                if kind == "name" and text == "def":
-                    in_def, depth = True, 0
+            if kind == "op" and text in "([{)]}":
+                depth += 1 if text in "([{" else -1
+                if def_depth is not None and depth <= def_depth:
+                    def_depth = None
+                continue
+            if kind == "newline":
+                depth, def_depth = 0, None
+                continue
+            if kind != "name":
                 continue
             before = tokens[i - 1][1] if i else ""
             after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
-            if (after in ("=", ":=") or before in ("def", "class", "as", "for", "import")
-                    or (in_def and depth == 1 and before in ("(", ",", "*", "**"))):
+            if text == "def" and def_depth is None:
+                def_depth = depth
+            elif text in BUILTINS and (
+                    after == ":=" or (after == "=" and depth == 0 and before not in (":", "->"))
+                    or before in ("def", "class", "as", "for", "import")
+                    or (def_depth is not None and depth == def_depth + 1 and before in ("(", ",", "*", "**"))):
                 bound.add(text)
-    return frozenset(bound & BUILTINS)
+    return frozenset(bound & BUILTINS - KEYWORDS)   # None, True, False: in builtins, but keywords
 
 
 def normalise(source: str) -> list[tuple[str, int, int]]:
@@ -308,11 +320,11 @@ def _winnow(hashes: list[int], window: int) -> list[int]:
     return kept
 
 
-def _occurrences(source: str, k: int, window: int, cache: dict,
-                 template: frozenset[int] | set[int] = frozenset()) -> dict[int, list[tuple[int, ...]]]:
-    """Winnowed fingerprints, template ones left out: hash -> one entry per kept k-gram with that hash.
+def _occurrences(source: str, k: int, window: int, cache: dict, template: frozenset[int] | set[int] = frozenset()
+                 ) -> list[tuple[int, tuple[int, ...]]]:
+    """Winnowed fingerprints, template ones left out, in the order of the source: (hash, lines) for each.
 
-    An entry is the line of each of the k-gram's k tokens, negated for a token that some template k-gram
+    ``lines`` holds the line of each of the k-gram's k tokens, negated for a token that some template k-gram
     covers too: the side-by-side lines show what the students wrote, not the template code a k-gram at the
     edge of their own reaches into.
     """
@@ -322,10 +334,14 @@ def _occurrences(source: str, k: int, window: int, cache: dict,
     for i, h in enumerate(hashes):
         if h in template:
             covered[i:i + k] = [True] * k
+    return [(hashes[pos], tuple(-tokens[i][1] if covered[i] else tokens[i][1] for i in range(pos, pos + k)))
+            for pos in _winnow(hashes, window) if hashes[pos] not in template]
+
+
+def _by_hash(order: list[tuple[int, tuple[int, ...]]]) -> dict[int, list[tuple[int, ...]]]:
     out: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-    for pos in _winnow(hashes, window):
-        if hashes[pos] not in template:
-            out[hashes[pos]].append(tuple(-tokens[i][1] if covered[i] else tokens[i][1] for i in range(pos, pos + k)))
+    for h, lines in order:
+        out[h].append(lines)
     return dict(out)
 
 
@@ -337,15 +353,30 @@ def fingerprint(source: str, k: int = DEFAULT_K, window: int = DEFAULT_WINDOW) -
     has no fingerprints. The hashes are the same in every process.
     """
     _check(k, window)
-    return {h: sorted({abs(lines[0]) for lines in spans}) for h, spans in _occurrences(source, k, window, {}).items()}
+    out: dict[int, set[int]] = defaultdict(set)
+    for h, lines in _occurrences(source, k, window, {}):
+        out[h].add(abs(lines[0]))
+    return {h: sorted(starts) for h, starts in out.items()}
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Pairs
 
 
-def _side_by_side(lines_a: list[str], occ_a: dict, lines_b: list[str], occ_b: dict, shared,
-                  limit: int = MAX_LINES) -> list[tuple[int, int, str, str]]:
+@dataclass
+class _Doc:
+    """One student's code, fingerprinted."""
+
+    lines: list[str]                                 # the source's lines
+    order: list[tuple[int, tuple[int, ...]]]         # (hash, lines of its k tokens), in the source's order
+    occ: dict[int, list[tuple[int, ...]]]            # hash -> lines of its k tokens, for each occurrence
+    starts: dict[int, list[int]] = field(default_factory=dict)   # hash -> first line of each occurrence
+
+    def __post_init__(self):
+        self.starts = {h: [abs(lines[0]) for lines in spans] for h, spans in self.occ.items() if len(spans) > 1}
+
+
+def _side_by_side(a: _Doc, b: _Doc, limit: int = MAX_LINES) -> list[tuple[int, int, str, str]]:
     """The lines of a and b that shared fingerprints cover, paired up, in a's order, at most ``limit``.
 
     The k tokens of a shared k-gram are the same tokens in both, so the line of each token in a pairs with the
@@ -355,36 +386,56 @@ def _side_by_side(lines_a: list[str], occ_a: dict, lines_b: list[str], occ_b: di
     a) is closest to the nearest anchor's. A pair of lines is shown only if it holds at least half as many
     token pairs as the best pair of either line: a k-gram that straddles two statements (the end of one
     call and the start of the next assignment) is common enough to pair a line with the wrong one now and
-    then, but never with much support.
+    then, but never with much support. Only the shared fingerprints up to the ``limit``-th line of a that
+    they cover are looked at, so that the cost of a pair does not grow with the length of the code.
     """
-    anchors = sorted((abs(occ_a[h][0][0]), abs(occ_b[h][0][0])) for h in shared
-                     if len(occ_a[h]) == len(occ_b[h]) == 1)
-    anchor_lines = [la for la, _ in anchors]
+    shared: list[tuple[int, tuple[int, ...]]] = []
+    seen: set[int] = set()
+    cutoff = None
+    for h, in_a in a.order:
+        if h not in b.occ:
+            continue
+        if cutoff is not None and abs(in_a[0]) > cutoff:
+            break
+        shared.append((h, in_a))
+        if cutoff is None:
+            seen.update(n for n in in_a if n > 0)
+            if len(seen) > limit:
+                cutoff = max(seen)
 
-    def expected_offset(line: int) -> int:
-        if not anchors:
-            return 0
-        i = bisect_left(anchor_lines, line)
-        near = min((j for j in (i - 1, i) if 0 <= j < len(anchors)), key=lambda j: abs(anchor_lines[j] - line))
-        return anchors[near][1] - anchors[near][0]
+    anchors = [(abs(in_a[0]), abs(b.occ[h][0][0])) for h, in_a in shared if len(a.occ[h]) == len(b.occ[h]) == 1]
+    anchor_lines = [la for la, _ in anchors]   # ascending: `shared` is in a's order
 
     support: Counter[tuple[int, int]] = Counter()
-    for h in shared:
-        for in_a in occ_a[h]:
+    for h, in_a in shared:
+        candidates = b.occ[h]
+        if len(candidates) > 1 and anchors:
+            # the nearest anchor's offset, then the occurrence in b nearest to where that offset points
             a0 = abs(in_a[0])
-            offset = expected_offset(a0)
-            in_b = min(occ_b[h], key=lambda lines: (abs(abs(lines[0]) - a0 - offset), lines))
-            support.update((la, lb) for la, lb in zip(in_a, in_b) if la > 0 and lb > 0)
-    best_a: Counter[int] = Counter()
-    best_b: Counter[int] = Counter()
+            i = bisect_left(anchor_lines, a0)
+            if i == len(anchors) or (i and a0 - anchor_lines[i - 1] <= anchor_lines[i] - a0):
+                i -= 1
+            target = a0 + anchors[i][1] - anchors[i][0]
+            starts = b.starts[h]
+            j = bisect_left(starts, target)
+            if j == len(starts) or (j and target - starts[j - 1] <= starts[j] - target):
+                j -= 1
+            in_b = candidates[j]
+        else:
+            in_b = candidates[0]
+        for la, lb in zip(in_a, in_b):
+            if la > 0 and lb > 0:
+                support[la, lb] += 1
+    best_a: dict[int, int] = {}
+    best_b: dict[int, int] = {}
     for (la, lb), n in support.items():
-        best_a[la], best_b[lb] = max(best_a[la], n), max(best_b[lb], n)
+        best_a[la], best_b[lb] = max(best_a.get(la, 0), n), max(best_b.get(lb, 0), n)
     pairs = sorted(pair for pair, n in support.items() if 2 * n >= max(best_a[pair[0]], best_b[pair[1]]))
 
     def text(lines: list[str], n: int) -> str:
         return lines[n - 1].strip() if 0 < n <= len(lines) else ""
 
-    return [(la, lb, text(lines_a, la), text(lines_b, lb)) for la, lb in pairs[:limit]]
+    return [(la, lb, text(a.lines, la), text(b.lines, lb)) for la, lb in pairs[:limit]]
 
 
 def similar_pairs(sources: dict[str, str], template: str = "", threshold: float = DEFAULT_THRESHOLD,
@@ -405,23 +456,24 @@ def similar_pairs(sources: dict[str, str], template: str = "", threshold: float 
     cache: dict[str, int] = {}
     template_hashes = set(_kgrams(normalise(template), k, cache)) if template else set()
 
-    docs: dict[str, tuple[str, dict[int, list[tuple[int, ...]]]]] = {}
+    docs: dict[str, _Doc] = {}
     for sid, source in sources.items():
-        occ = _occurrences(source or "", k, window, cache, template_hashes)
+        order = _occurrences(source or "", k, window, cache, template_hashes)
+        occ = _by_hash(order)
         if len(occ) >= max(1, min_fingerprints):
-            docs[str(sid)] = (source or "", occ)
+            docs[str(sid)] = _Doc(_source_lines(source or ""), order, occ)
 
     ids = sorted(docs)
-    sizes = [len(docs[sid][1]) for sid in ids]
+    sizes = [len(docs[sid].occ) for sid in ids]
     index: dict[int, list[int]] = defaultdict(list)   # fingerprint -> students that have it (ascending)
     for i, sid in enumerate(ids):
-        for h in docs[sid][1]:
+        for h in docs[sid].occ:
             index[h].append(i)
 
     scored: list[tuple[float, int, int]] = []
     for i, sid in enumerate(ids):
         shared: Counter[int] = Counter()
-        for h in docs[sid][1]:
+        for h in docs[sid].occ:
             students = index[h]
             if len(students) > 1:
                 shared.update(students[bisect_right(students, i):])   # each pair counted from its lower id
@@ -433,8 +485,5 @@ def similar_pairs(sources: dict[str, str], template: str = "", threshold: float 
     scored.sort(key=lambda s: (-s[0], ids[s[1]], ids[s[2]]))
     matches = []
     for score, i, j in scored:
-        (source_a, occ_a), (source_b, occ_b) = docs[ids[i]], docs[ids[j]]
-        common = sorted(occ_a.keys() & occ_b.keys())
-        lines = _side_by_side(_source_lines(source_a), occ_a, _source_lines(source_b), occ_b, common)
-        matches.append(Match(ids[i], ids[j], score, lines))
+        matches.append(Match(ids[i], ids[j], score, _side_by_side(docs[ids[i]], docs[ids[j]])))
     return matches
