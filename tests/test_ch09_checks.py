@@ -102,12 +102,14 @@ def test_the_baseline_is_bound_before_a_submission_could_replace_it(monkeypatch,
     import time
 
     def slow_torch(*args, **kwargs):
-        time.sleep(0.05)
+        time.sleep(0.3)
         return ch09._torch_conv_transpose2d(*args, **kwargs)
 
     monkeypatch.setattr(F, "conv_transpose2d", slow_torch)
     data = ch09.probe_speed(fast, runs=3)
-    assert max(data["torch"]) < 0.05
+    # a replaced baseline would take 0.3 s on every run; the bound one takes milliseconds on at least one
+    # (the fastest run, so that a loaded machine cannot make this test fail)
+    assert min(data["torch"]) < 0.3
 
 
 def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submission(tmp_path):
