@@ -29,7 +29,7 @@ import pytest
 from autograder import notebooks as nbs
 from autograder.grading import gradescope, sandbox
 from autograder.grading.spec import graded_parts
-from conftest import REPO, release_path, solution_path
+from conftest import REPO, release_path, solution_path, submission
 from test_gradescope_schema import validate_results
 from test_grading import AID, CLASS, EXPECTED, edit
 
@@ -131,14 +131,8 @@ def emulated_container(tmp: Path, aid: str) -> dict:
 
 def notebook(student: str) -> bytes:
     sources, how = CLASS[student]
-    nb = nbformat.from_dict(json.loads(json.dumps(nbs.read(release_path(AID)))))
-    for cell in nb.cells:
-        gid = nbs.nbgrader_meta(cell).get("grade_id")
-        if gid in sources:
-            cell.source = sources[gid]
-    if how:
-        nb = edit(nb, how)
-    return nbformat.writes(nb, version=4).encode()
+    nb = submission(nbs.read(release_path(AID)), sources)
+    return nbformat.writes(edit(nb, how) if how else nb, version=4).encode()
 
 
 def test_the_zip_has_gradescope_s_layout_and_no_solution(container):
@@ -207,12 +201,8 @@ def test_no_notebook_several_or_a_broken_one_each_say_what_to_do(container, file
 
 
 def test_student_code_runs_as_another_user_that_can_neither_read_the_secret_nor_forge_the_results(container):
-    sources, _ = CLASS["alice_correct"]
-    nb = nbformat.from_dict(json.loads(json.dumps(nbs.read(release_path(AID)))))
-    for cell in nb.cells:
-        gid = nbs.nbgrader_meta(cell).get("grade_id")
-        if gid in sources:
-            cell.source = sources[gid] + (CONTAINER_ATTACK if gid == "conv2d" else "")
+    sources = CLASS["alice_correct"][0]
+    nb = submission(nbs.read(release_path(AID)), {**sources, "conv2d": sources["conv2d"] + CONTAINER_ATTACK})
     results, log = container["grade"]("attack", {"attack.ipynb": nbformat.writes(nb, version=4).encode()},
                                       extra=f"echo; cat {EVIDENCE}")
     validate_results(results)
@@ -227,11 +217,7 @@ def test_student_code_runs_as_another_user_that_can_neither_read_the_secret_nor_
 def test_a_memory_bomb_at_the_top_level_and_a_killed_grader_still_leave_a_scored_result(container):
     bomb = {**CLASS["alice_correct"][0], "conv2d_output_size": "blocks = []\nwhile True:\n"
             "    blocks.append(bytearray(10**8))\n"}
-    nb = nbformat.from_dict(json.loads(json.dumps(nbs.read(release_path(AID)))))
-    for cell in nb.cells:
-        gid = nbs.nbgrader_meta(cell).get("grade_id")
-        if gid in bomb:
-            cell.source = bomb[gid]
+    nb = submission(nbs.read(release_path(AID)), bomb)
     results, _ = container["grade"]("bomb", {"bomb.ipynb": nbformat.writes(nb, version=4).encode()})
     validate_results(results)
     assert 0 <= results["score"] < 10 and len(results["tests"]) == len(PARTS)

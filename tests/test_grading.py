@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from autograder import notebooks as nbs
-from conftest import REPO, release_path, solution_path
+from conftest import REPO, release_path, solution_path, submission
 
 AID = "ch01_cnn_size"
 ANSWERS = {gid: src for _, gid, src in nbs.solution_cells(nbs.read(solution_path(AID)))}
@@ -138,11 +138,7 @@ def graded(tmp_path_factory):
     subs = tmp / "submissions"
     release = nbs.read(release_path(AID))
     for student, (sources, how) in CLASS.items():
-        nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        for cell in nb.cells:
-            gid = nbs.nbgrader_meta(cell).get("grade_id")
-            if gid in sources:
-                cell.source = sources[gid]
+        nb = submission(release, sources)
         if how:
             nb = edit(nb, how)
         (subs / student).mkdir(parents=True)
