@@ -177,3 +177,199 @@ def test_linkcheck_passes_offline(books, tmp_path):
     assert len(rows) >= 10, "the link checker checked almost nothing"
     assert {r["status"] for r in rows} <= {"working", "ignored", "unchecked"}, [r for r in rows if r["status"] == "broken"]
     assert all(r["status"] == "ignored" for r in rows if r["uri"].startswith("http")), "offline, other sites are skipped"
+
+
+# ---- Legible figures: a property of the build (autograder/book/figures.py) ------------------------
+
+def _figure(width_in: float, fontsize: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width_in, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "label", fontsize=fontsize)
+    return fig
+
+
+def test_a_figure_with_tiny_text_is_refused_and_a_legible_one_passes():
+    """Does the figures module refuse a figure whose smallest text the column would show below
+    9 px, at full size (1.53 px per point at 110 dpi) and scaled down when wider than the column?"""
+    import matplotlib.pyplot as plt
+
+    from autograder.book import figures
+
+    assert figures.MIN_TEXT_PX == 9 and figures.COLUMN_PX > 500
+    with pytest.raises(figures.IllegibleFigure, match="px high"):
+        figures.check_legible(_figure(4, 4))           # 4 pt at full size: 6.1 px
+    assert figures.check_legible(_figure(4, 7)) >= 9   # 7 pt at full size: 10.7 px
+    wide = _figure(16, 7)                              # the same 7 pt, shrunk into the column
+    px, scale, text = figures.smallest_text(wide)
+    assert text == "label" and scale < 0.9 and px < 9
+    with pytest.raises(figures.IllegibleFigure):
+        figures.glue_figure("never_glued", wide)
+    plt.close("all")
+
+
+def test_a_page_kernel_refuses_an_illegible_figure_it_displays_inline():
+    """A figure a page shows without glue_figure (the inline backend) fails its cell, as the
+    book's build runs it, once the page has imported the figures module; a legible one does not."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    def run(fontsize):
+        nb = nbformat.v4.new_notebook(cells=[
+            nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfrom autograder.book import figures"),
+            nbformat.v4.new_code_cell(f"fig, ax = plt.subplots(figsize=(4, 2))\nax.set_title('t', fontsize={fontsize})"),
+        ])
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "book")}}).execute()
+        return nb
+
+    outputs = run(10).cells[1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    with pytest.raises(CellExecutionError, match="IllegibleFigure"):
+        run(4)
+
+
+# ---- Defects a reader saw, one test per kind ------------------------------------------------------
+
+def article_of(page: Path) -> str:
+    raw = page.read_text()
+    start = raw.find("<article")
+    return raw[start:raw.find("</article>", start)] if start >= 0 else raw
+
+
+def test_no_page_says_the_placeholder_author(books):
+    for edition in ("student", "instructor"):
+        root = books[edition]
+        said = [p.relative_to(root).as_posix() for p in root.rglob("*.html")
+                if "_static" not in p.parts and "The course's authors" in html.unescape(p.read_text())]
+        assert not said, f"{edition}: a placeholder author on {said[:5]}"
+
+
+def test_intro_names_its_chapters_once_and_links_every_chapter(built):
+    """The intro has one "Chapters"-like heading (no second one from a table of contents), and
+    links every chapter page of the TOC."""
+    article = article_of(built / "book" / "intro.html")
+    headings = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip()
+                for h in re.findall(r"<(?:h\d|p class=\"caption[^\"]*\")[^>]*>(.*?)</(?:h\d|p)>", article, re.S)]
+    assert sum("Chapters" in h for h in headings) == 0, headings
+    for page in book.chapter_pages():
+        assert re.search(rf'href="[^"]*{page.split("/")[-1]}\.html"', article), f"the intro does not link {page}"
+    text = " ".join(text_of(built / "book" / "intro.html").split())
+    assert "Before you start" in text and "reading" in text and "exercises" in text
+
+
+def captions_of(page: Path) -> list[str]:
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split())
+            for c in re.findall(r"<figcaption>(.*?)</figcaption>", page.read_text(), re.S)]
+
+
+# A caption is for readers: no module paths or helper calls from the build's own code.
+INTERNAL_NAME = re.compile(r"\b(?:figures|animations|autograder|chapter_helpers|glue)\.\w+|\b[a-z_]+\.[a-z_]+\([^)]*\)")
+
+
+def test_no_caption_names_an_internal_helper(built):
+    found = {}
+    for page in book.chapter_pages() + [p for p in toc_pages() if p.startswith("book/0")]:
+        for caption in captions_of(built / f"{page}.html"):
+            hit = INTERNAL_NAME.search(caption.replace("F.", "torch.nn.functional_"))
+            if hit and not hit.group(0).startswith(("torch.", "nn.", "F.")):
+                found.setdefault(page, []).append(hit.group(0))
+    assert not found, f"captions naming the build's own helpers: {found}"
+    assert INTERNAL_NAME.search("A 4×4 colour image (figures.colour_image(4))"), "the pattern must catch the known case"
+
+
+# Prose that sends the reader to code: it must sit next to a cell whose code the page shows.
+POINTS_AT_CODE = re.compile(r"(?:code|cell) (?:above|below)|(?:asserts?|asserted|checks?) (?:above|below)"
+                            r"|(?:above|below) asserts", re.I)
+
+
+def prose_pointing_at_hidden_code(article: str) -> list[str]:
+    """Paragraphs that say "the code above/below ..." where the nearest cell that way shows no code."""
+    blocks = [(m.start(), "cell", "cell_input" in article[m.start():article.find("</div>", m.start()) + 400])
+              for m in re.finditer(r'<div class="cell[ "]', article)]
+    found = []
+    for m in re.finditer(r"<p>(.*?)</p>", article, re.S):
+        text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", m.group(1))).split())
+        hit = POINTS_AT_CODE.search(text)
+        if not hit:
+            continue
+        if "above" in hit.group(0).lower():
+            near = [b for b in blocks if b[0] < m.start()][-1:]
+        else:
+            near = [b for b in blocks if b[0] > m.start()][:1]
+        if not near or not near[0][2]:
+            found.append(text[max(0, hit.start() - 60):hit.end() + 40])
+    return found
+
+
+def test_no_prose_points_at_hidden_code(built):
+    found = {page: hits for page in toc_pages() if page.startswith("book/")
+             for hits in [prose_pointing_at_hidden_code(article_of(built / f"{page}.html"))] if hits}
+    assert not found, f"prose points at code the page hides: {found}"
+    hidden = '<div class="cell tag_remove-input docutils container">\n</div>\n<p>The code above asserts it.</p>'
+    assert prose_pointing_at_hidden_code(hidden), "the check must catch the known case"
+
+
+def test_every_figure_image_has_alt_text_saying_what_it_shows(built):
+    """Every image in a chapter's article has alt text (its caption where it has one), never
+    empty and never the image's file name, so that a screen reader says what it shows."""
+    bad = {}
+    for page in toc_pages():
+        for tag in re.findall(r"<img\b[^>]*>", article_of(built / f"{page}.html")):
+            alt = html.unescape((re.search(r'\salt="([^"]*)"', tag) or [None, ""])[1]).strip()
+            if len(alt) < 8 or re.search(r"\.(png|svg|jpe?g|gif)$|^_images/|^data:", alt):
+                bad.setdefault(page, []).append(tag[:120])
+    assert not bad, f"images without alt text: {bad}"
+
+
+def test_exercise_pages_collapse_the_colab_install_cell(built):
+    """The Colab install cell is on every exercise page, its code collapsed (hidden input, one
+    click shows it); the notebook file itself keeps it untagged."""
+    from autograder.book import colab
+
+    for aid in ASSIGNMENTS:
+        article = article_of(built / "notebooks" / aid / f"{aid}.html")
+        cells = re.split(r'(?=<div class="cell[ "])', article)
+        install = [c for c in cells if "Google Colab only" in html.unescape(re.sub(r"<[^>]+>", "", c))]
+        assert len(install) == 1, aid
+        assert "tag_hide-input" in install[0] and "<details" in install[0], f"{aid}: the install cell is not collapsed"
+        nb = json.loads((REPO / "notebooks" / aid / f"{aid}.ipynb").read_text())
+        cell = next(c for c in nb["cells"] if c.get("id") == colab.CELL_ID)
+        assert "hide-input" not in cell["metadata"].get("tags", [])
+
+
+def test_every_chapter_links_its_exercise_notebook(built):
+    """Chapters 1 to 9 each link their exercise page, and the exercise pages are in the book."""
+    by_number = {aid[2:4]: aid for aid in ASSIGNMENTS}
+    for page in book.chapter_pages():
+        aid = by_number[page.split("/")[-1][:2]]
+        article = article_of(built / f"{page}.html")
+        assert f"notebooks/{aid}/{aid}.html" in article, f"{page} does not link its exercises ({aid})"
+
+
+def test_the_prose_count_leaves_out_code_math_captions_and_tables():
+    from autograder.book.words import prose_words
+
+    page = ('<nav>menu words here</nav><article class="bd-article"><p>one two three</p>'
+            '<div class="highlight"><pre>x = 1 + 2</pre></div><span class="math notranslate">\\(a + b\\)</span>'
+            '<figure><img src="a.png"><figcaption>a caption of many words</figcaption></figure>'
+            '<table><tr><td>cell words</td></tr></table><div class="cell_output"><pre>out</pre></div>'
+            '<p>four <code>code</code> five</p></article>')
+    assert prose_words(page) == 6  # one two three four code five
+
+
+def test_no_page_runs_over_the_prose_limit(books):
+    """Every page of either edition reads in at most PAGE_LIMIT words of prose (the core path is split into
+    a chapter page and its deep dives)."""
+    from autograder.book.words import PAGE_LIMIT, page_counts
+
+    for edition in ("student", "instructor"):
+        counts = page_counts(books[edition])
+        assert counts.get("book/06_transposed_convolution.html", 0) > 500, sorted(counts)[:10]
+        over = {page: n for page, n in counts.items() if n > PAGE_LIMIT}
+        assert not over, f"{edition}: pages over {PAGE_LIMIT} words of prose: {over}"

@@ -316,3 +316,133 @@ def test_a_missing_browser_skips_with_its_reason_but_fails_where_required(monkey
     with pytest.raises(pytest.fail.Exception, match="may not skip"):
         unavailable("no Chromium found: install Debian's `chromium` package")
     assert "COURSE_REQUIRE_BROWSER=1" in (REPO / ".ci" / "run").read_text()
+
+
+# ---- Legible figures, and nothing wider than the column -----------------------------------------
+
+# Every image of the article: its displayed and natural width, and the dpi its PNG records (pHYs).
+FIGURES_JS = """async () => {
+    const art = document.querySelector('article.bd-article');
+    const dpiOf = async (src) => {
+        try {
+            const b = new Uint8Array(await (await fetch(src)).arrayBuffer());
+            for (let i = 8; i + 8 < b.length;) {
+                const n = ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+                const type = String.fromCharCode(b[i + 4], b[i + 5], b[i + 6], b[i + 7]);
+                if (type === 'pHYs') {
+                    const ppm = ((b[i + 8] << 24) | (b[i + 9] << 16) | (b[i + 10] << 8) | b[i + 11]) >>> 0;
+                    return b[i + 16] === 1 ? ppm * 0.0254 : null;
+                }
+                if (type === 'IDAT' || type === 'IEND') return null;
+                i += 12 + n;
+            }
+        } catch (e) { return null; }
+        return null;
+    };
+    const out = [];
+    for (const img of art.querySelectorAll('img')) {
+        const r = img.getBoundingClientRect();
+        const fig = img.closest('figure');
+        const caption = fig && fig.querySelector('figcaption .caption-number');
+        out.push({src: (img.currentSrc || img.src).slice(-60), shown: r.width, natural: img.naturalWidth,
+                  dpi: await dpiOf(img.currentSrc || img.src),
+                  name: caption ? caption.textContent.trim() : (img.closest('div.animation') ? 'player' : 'image')});
+    }
+    return out;
+}"""
+
+# Tables, figures, images, code and display math: none may reach past the column, or scroll inside it.
+OVERFLOW_JS = """() => {
+    const art = document.querySelector('article.bd-article');
+    const cs = getComputedStyle(art), box = art.getBoundingClientRect();
+    const right = box.right - parseFloat(cs.paddingRight) + 1;
+    const bad = [];
+    const sel = 'table, figure, img, pre, div.pst-scrollable-table-container, div.cell_output, mjx-container[display="true"]';
+    for (const el of art.querySelectorAll(sel)) {
+        if (!el.getClientRects().length) continue;       // not shown (a collapsed cell)
+        const r = el.getBoundingClientRect();
+        const scrolls = el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0;
+        if (r.right > right || scrolls)
+            bad.push(`${el.tagName.toLowerCase()}.${(el.className || '').toString().split(' ')[0]}: right ${Math.round(r.right)} > ${Math.round(right)}` +
+                     (scrolls ? ` (scrolls: ${el.scrollWidth} > ${el.clientWidth})` : '') + ` "${el.textContent.trim().slice(0, 40)}"`);
+    }
+    return {column: right - 1 - (box.left + parseFloat(cs.paddingLeft)), bad};
+}"""
+
+# A literal backslash in typeset math: a TeX command MathJax did not understand (e.g. \\_ in \\text).
+MATH_BACKSLASH_JS = """async () => {
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return [];
+    await MathJax.startup.promise;
+    const bad = [];
+    for (const c of document.querySelectorAll('mjx-container')) {
+        const drawn = c.querySelector('mjx-c.mjx-c5C');
+        const mml = c.querySelector('mjx-assistive-mml');
+        const texts = mml ? Array.from(mml.querySelectorAll('mtext, mi')).map(e => e.textContent) : [];
+        if (drawn || texts.some(t => t.includes('\\\\')))
+            bad.push((mml ? mml.textContent : c.textContent).slice(0, 60));
+    }
+    return bad;
+}"""
+
+MIN_PX_PER_POINT = 0.9
+
+
+def test_the_column_is_as_wide_as_the_figures_module_assumes(reader):
+    """figures.COLUMN_PX is the article column of a 1280 px wide window, measured here."""
+    from autograder.book import figures
+
+    r = reader()
+    tab = r.open("book/02_nearest_neighbour")
+    column = tab.evaluate(OVERFLOW_JS)["column"]
+    assert abs(column - figures.COLUMN_PX) <= 2, f"the column is {column:.0f} px; figures.COLUMN_PX says {figures.COLUMN_PX}"
+
+
+READ_PAGES = [("student", p) for p in STUDENT_PAGES]
+
+
+@pytest.mark.parametrize("edition,page", READ_PAGES, ids=[p for _, p in READ_PAGES])
+def test_figures_are_shown_legibly_and_nothing_overflows_the_column(reader, edition, page):
+    """Is every image shown at 0.9 CSS px or more per typographic point of its own size
+    (displayed width / (natural width / dpi x 72), the dpi read from the PNG), does no table,
+    figure, image, code block or formula overflow the column, and does no typeset formula show
+    a literal backslash?"""
+    r = reader(edition)
+    tab = r.open(page)
+    images = tab.evaluate(FIGURES_JS)
+    small = []
+    for i in images:
+        if not i["natural"] or not i["dpi"]:
+            continue
+        per_point = i["shown"] / (i["natural"] / i["dpi"] * 72)
+        if per_point < MIN_PX_PER_POINT - 1e-3:
+            small.append(f"{i['name']} ({i['src'][-30:]}): {per_point:.2f} px/pt, shown at {i['shown'] / i['natural']:.0%}")
+    figures_without_dpi = [i["name"] for i in images if i["natural"] > 50 and not i["dpi"] and i["name"] != "player"]
+    overflow = tab.evaluate(OVERFLOW_JS)["bad"]
+    backslashes = tab.evaluate(MATH_BACKSLASH_JS)
+    problems = ([f"shown too small: {small}"] if small else []) + \
+               ([f"figures that do not record their dpi: {figures_without_dpi}"] if figures_without_dpi else []) + \
+               ([f"overflows the column: {overflow[:6]}"] if overflow else []) + \
+               ([f"a backslash in typeset math: {backslashes[:4]}"] if backslashes else [])
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+
+def test_the_legibility_checks_are_not_vacuous(reader):
+    """The same checks catch a figure squeezed to half its size, a table wider than the column,
+    and a formula with an unknown command's backslash."""
+    r = reader()
+    tab = r.open("book/02_nearest_neighbour")
+    images = [i for i in tab.evaluate(FIGURES_JS) if i["dpi"]]
+    assert images and all(abs(i["dpi"] - 110) < 1 for i in images), images[:2]
+    tab.evaluate("""() => { const i = document.querySelector('article.bd-article figure img');
+                            i.style.width = (i.naturalWidth * 0.4) + 'px';
+                            const t = document.createElement('table'); t.innerHTML = '<tr><td>' + 'x'.repeat(400) + '</td></tr>';
+                            t.style.whiteSpace = 'nowrap';
+                            document.querySelector('article.bd-article section').appendChild(t); }""")
+    shrunk = tab.evaluate(FIGURES_JS)[0]
+    assert shrunk["shown"] / (shrunk["natural"] / shrunk["dpi"] * 72) < MIN_PX_PER_POINT
+    assert any(b.startswith("table") for b in tab.evaluate(OVERFLOW_JS)["bad"])
+    tab.evaluate("""async () => { const p = document.createElement('p'); p.className = 'math';
+                                  p.textContent = '\\\\(x \\\\undefinedmacro\\\\)';
+                                  document.querySelector('article.bd-article section').appendChild(p);
+                                  await MathJax.typesetPromise([p]); }""")
+    assert tab.evaluate(MATH_BACKSLASH_JS), "a formula showing a backslash was not caught"

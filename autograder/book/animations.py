@@ -1,4 +1,5 @@
-"""Animations for the book: a convolution's kernel *sliding*, a transposed convolution's kernel *stamping*.
+"""Animations for the book: a convolution's kernel *sliding*, a transposed convolution's kernel *stamping*,
+and the same transposed convolution as *zero insertion* (spread the input, pad it, slide the flipped kernel).
 
 Two layers, kept apart so that the tests can check the first against torch:
 
@@ -7,11 +8,18 @@ Two layers, kept apart so that the tests can check the first against torch:
   in the padded input, the products, the output written so far);
   ``conv_transpose2d_frames`` gives one frame per input pixel (the rectangle
   its scaled kernel is added into, the full uncropped canvas so far, the part
-  of it that ``padding`` keeps).
-* **drawing** — ``sliding_animation`` / ``stamping_animation`` draw those frames
-  into a ``matplotlib.animation.FuncAnimation``; ``sliding_html`` /
-  ``stamping_html`` render it to an offline JS-HTML player for a book page
+  of it that ``padding`` keeps); ``zero_insertion_frames`` spreads the input
+  with ``stride - 1`` zeros between pixels, pads it with ``kernel - 1 - padding``
+  zeros (``output_padding`` more at the end) and gives one frame per position of
+  the 180°-rotated kernel, whose last output is the transposed convolution.
+* **drawing** — ``sliding_animation`` / ``stamping_animation`` /
+  ``zero_insertion_animation`` draw those frames into a
+  ``matplotlib.animation.FuncAnimation``; ``sliding_html`` / ``stamping_html`` /
+  ``zero_insertion_html`` render it to an offline JS-HTML player for a book page
   (``IPython.display.HTML(...)``), and close the figure.
+
+Every text in a frame is at least :data:`MIN_FONT` points; frames are PNGs at 80 dpi shown at their
+natural size, so that is 80/72 px per point in the browser.
 
 Grids are single-channel 2-D tensors or arrays, ideally small and
 integer-valued so that every number fits in its cell.
@@ -68,7 +76,8 @@ class SlideFrame:
     out_pos: tuple[int, int]   # the output cell this position writes
     window: Rect               # the kernel's footprint, in padded-input coordinates
     products: np.ndarray       # window * kernel, element by element: (kH, kW)
-    padded_taps: int           # how many of those products multiply a padding zero
+    padded_taps: int           # how many of those products multiply a zero that is not an input pixel
+    #                            (padding; in the zero-insertion view also the inserted zeros)
     output: np.ndarray         # the output after this position; NaN where nothing is written yet
 
     @property
@@ -169,6 +178,13 @@ def conv2d_frames(input, kernel, stride=1, padding=0) -> list[SlideFrame]:
             f"kernel {_size(w.shape)} is larger than the padded input {Hp}×{Wp} (input {_size(x.shape)} "
             f"plus padding {ph if ph == pw else (ph, pw)} on each side): it fits nowhere, so the output "
             "would be empty. Use a smaller kernel or more padding.")
+    return _slide(padded, is_padding, w, sh, sw)
+
+
+def _slide(padded: np.ndarray, is_zero: np.ndarray, w: np.ndarray, sh: int, sw: int) -> list[SlideFrame]:
+    """Slide ``w`` over ``padded`` with stride (sh, sw): one frame per position, row by row.
+    ``is_zero`` marks the cells that are not input pixels (counted in ``padded_taps``)."""
+    (Hp, Wp), (kh, kw) = padded.shape, w.shape
     H_out, W_out = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1       # positions the kernel fits at, every s-th
     output = np.full((H_out, W_out), np.nan)
     frames = []
@@ -177,7 +193,7 @@ def conv2d_frames(input, kernel, stride=1, padding=0) -> list[SlideFrame]:
             window = Rect(r * sh, c * sw, kh, kw)                  # the kernel's top-left tap at (r*s, c*s)
             products = padded[window.rows, window.cols] * w
             output[r, c] = products.sum()
-            frames.append(SlideFrame((r, c), window, products, int(is_padding[window.rows, window.cols].sum()),
+            frames.append(SlideFrame((r, c), window, products, int(is_zero[window.rows, window.cols].sum()),
                                      output.copy()))
     return frames
 
@@ -220,12 +236,70 @@ def conv_transpose2d_frames(input, kernel, stride=1, padding=0, output_padding=0
     return frames
 
 
+#: Cell kinds of the zero-insertion grid.
+INPUT_PIXEL, INSERTED_ZERO, PADDING_ZERO, OUTPUT_PADDING_ZERO = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, eq=False)
+class ZeroInsertion:
+    """The input of the zero-insertion view: spread out, padded; and the kernel it convolves with."""
+
+    grid: np.ndarray           # the spread, padded input
+    kind: np.ndarray           # per cell: INPUT_PIXEL, INSERTED_ZERO, PADDING_ZERO or OUTPUT_PADDING_ZERO
+    kernel: np.ndarray         # the kernel rotated by 180° (flipped in both axes)
+    border: tuple[int, int]    # zeros added on each side: kernel - 1 - padding, per axis
+
+
+def zero_insertion_frames(input, kernel, stride=1, padding=0, output_padding=0
+                          ) -> tuple[ZeroInsertion, list[SlideFrame]]:
+    """The transposed convolution ``F.conv_transpose2d(input, kernel, stride, padding, output_padding)``
+    as view 2 of the book: put ``stride - 1`` zeros between neighbouring input pixels, add
+    ``kernel - 1 - padding`` zeros on every side (``output_padding`` more at the bottom and the right),
+    then slide the kernel rotated by 180° with stride 1 — one frame per output cell, row by row.
+
+    (H, W) x (kH, kW) -> (H_out, W_out), H_out = (H - 1)*stride - 2*padding + kH + output_padding, as
+    ``conv_transpose2d_frames``. A padding larger than ``kernel - 1`` would crop the spread input
+    instead of padding it, which this picture cannot show: it is refused.
+    """
+    x, w = _grid(input, "input"), _grid(kernel, "kernel")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    oh, ow = _pair(output_padding, "output_padding", 0)
+    if oh >= sh or ow >= sw:
+        raise ValueError(
+            f"output_padding must be smaller than stride (got output_padding={output_padding!r}, "
+            f"stride={stride!r}): it chooses among the stride's possible output sizes, so it can be at "
+            "most stride - 1.")
+    (H, W), (kh, kw) = x.shape, w.shape
+    eh, ew = kh - 1 - ph, kw - 1 - pw
+    if eh < 0 or ew < 0:
+        raise ValueError(
+            f"padding {padding!r} is larger than kernel - 1 ({kh - 1}, {kw - 1}): the zero-insertion view "
+            "would pad by a negative amount (a crop). Use padding <= kernel - 1.")
+    spread_h, spread_w = (H - 1) * sh + 1, (W - 1) * sw + 1
+    grid = np.zeros((spread_h + 2 * eh + oh, spread_w + 2 * ew + ow))
+    kind = np.full(grid.shape, PADDING_ZERO)
+    kind[eh:eh + spread_h, ew:ew + spread_w] = INSERTED_ZERO
+    kind[eh + spread_h + eh:, :] = OUTPUT_PADDING_ZERO         # output_padding: rows and columns at the end
+    kind[:, ew + spread_w + ew:] = OUTPUT_PADDING_ZERO
+    rows, cols = slice(eh, eh + spread_h, sh), slice(ew, ew + spread_w, sw)
+    grid[rows, cols] = x                                       # the input pixels, stride apart
+    kind[rows, cols] = INPUT_PIXEL
+    flipped = w[::-1, ::-1].copy()
+    if grid.shape[0] < kh or grid.shape[1] < kw:               # only when the output would be empty
+        raise ValueError("the output would be empty: use a larger input or output_padding")
+    zi = ZeroInsertion(grid, kind, flipped, (eh, ew))
+    return zi, _slide(grid, kind != INPUT_PIXEL, flipped, 1, 1)
+
+
 # --------------------------------------------------------------------------
 # drawing
 
 HATCH = "///"
+HATCH_END = "xxx"          # output_padding's zeros in the zero-insertion view
 HATCH_COLOR = "0.68"
-CELL_INCHES = 0.42
+CELL_INCHES = 0.45
+MIN_FONT = 10              # points; every text of a frame is at least this large
 
 
 def _num(v: float) -> str:
@@ -239,7 +313,7 @@ def _factor(v: float) -> str:
     return f"({_num(v)})" if v < 0 else _num(v)
 
 
-def _cell(ax, top, left, *, face="white", hatch=None, text=None, color="black", fontsize=9, edge="0.35"):
+def _cell(ax, top, left, *, face="white", hatch=None, text=None, color="black", fontsize=MIN_FONT, edge="0.35"):
     ax.add_patch(Rectangle((left, top), 1, 1, facecolor=face, edgecolor=edge, lw=0.7, hatch=hatch,
                            hatchcolor=HATCH_COLOR))   # a light hatch, so that the number on it stays legible
     if text is not None:
@@ -299,7 +373,7 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
     input_title = f"input {_size(x.shape)}" + (f"\n(padding {p_text}: hatched zeros)" if ph or pw else "")
     gap = 3.2                                                  # room for the arrow between the grids
     out_left, out_top = Wp + gap, max(0.0, (Hp - H_out) / 2)
-    width = max(out_left + max(W_out, 4), _text_cells(title, 10), _text_cells(input_title, 10))
+    width = max(out_left + max(W_out, 4), _text_cells(title, MIN_FONT), _text_cells(input_title, MIN_FONT))
     height = max(Hp, H_out) + 2.0
     fig, ax, reset = _new_figure(width, height, top=2.4, dpi=dpi)
 
@@ -307,7 +381,7 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
         frame = frames[n]
         win, (r0, c0) = frame.window, frame.out_pos
         reset()
-        ax.text(width / 2, -2.3, title, ha="center", va="top", fontsize=9, weight="bold")
+        ax.text(width / 2, -2.3, title, ha="center", va="top", fontsize=MIN_FONT, weight="bold")
         # the input, padded; the kernel's window in orange, its weights in the corner of each cell
         for r in range(Hp):
             for c in range(Wp):
@@ -317,9 +391,9 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
                       color="0.45" if is_padding[r, c] else "black")
                 if in_window:
                     ax.text(c + 0.95, r + 0.95, f"×{_num(w[r - win.row, c - win.col])}", ha="right",
-                            va="bottom", fontsize=6, color="#A04A10")
+                            va="bottom", fontsize=MIN_FONT, color="#A04A10")
         _outline(ax, win.row, win.col, win.height, win.width, KERNEL_COLOR)
-        ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=9, color=INPUT_COLOR,
+        ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
                 weight="bold")
         # the output: written cells, and the one this position writes
         for r in range(H_out):
@@ -329,7 +403,7 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
                       text=None if np.isnan(v) else _num(v))
         _outline(ax, out_top + r0, out_left + c0, 1, 1, OUTPUT_COLOR)
         ax.text(out_left + W_out / 2, out_top - 0.25, f"output {H_out}×{W_out}", ha="center", va="bottom",
-                fontsize=9, color=OUTPUT_COLOR, weight="bold")
+                fontsize=MIN_FONT, color=OUTPUT_COLOR, weight="bold")
         ax.annotate("", xy=(out_left + c0 - 0.05, out_top + r0 + 0.5),
                     xytext=(win.col + win.width + 0.1, win.row + win.height / 2),
                     arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
@@ -337,18 +411,18 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
                     zorder=2.5)   # above the cells, under their numbers
         arrow_x = (win.col + win.width + out_left + c0) / 2
         ax.text(arrow_x, min(win.row + win.height / 2, out_top + r0 + 0.5) - 0.45, "Σ window × kernel",
-                ha="center", va="bottom", fontsize=7, color=OUTPUT_COLOR)
+                ha="center", va="bottom", fontsize=MIN_FONT, color=OUTPUT_COLOR)
         # what this frame computes
         note = f" ({frame.padded_taps} on padding)" if frame.padded_taps else ""
         ax.text(width / 2, max(Hp, H_out) + 0.45,
                 f"output[{r0}, {c0}] = {frame.products.size} products summed = {_num(frame.value)}{note}",
-                ha="center", va="top", fontsize=9)
+                ha="center", va="top", fontsize=MIN_FONT)
         window_values = padded[win.rows, win.cols]
         terms = " + ".join(f"{_factor(a)}·{_factor(b)}" for a, b in zip(window_values.ravel(), w.ravel()))
-        if _text_cells(f"= {terms}", 7) <= width:
-            ax.text(width / 2, max(Hp, H_out) + 1.25, f"= {terms}", ha="center", va="top", fontsize=7,
+        if _text_cells(f"= {terms}", MIN_FONT) <= width:
+            ax.text(width / 2, max(Hp, H_out) + 1.25, f"= {terms}", ha="center", va="top", fontsize=MIN_FONT,
                     color="0.3")
-        ax.text(width - 0.1, -1.45, f"frame {n + 1}/{len(frames)}", ha="right", va="top", fontsize=7, color="0.4")
+        ax.text(width - 0.1, -1.45, f"frame {n + 1}/{len(frames)}", ha="right", va="top", fontsize=MIN_FONT, color="0.4")
         return []
 
     anim = FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False, repeat=False)
@@ -396,8 +470,8 @@ def _draw_stamping(frames, input, kernel, stride, padding, output_padding, inter
              f"output_padding {text(oh, ow)}")
     canvas_title = (f"output {crop.height}×{crop.width} (green frame)\non the full {Hc}×{Wc} canvas"
                     if (Hc, Wc) != (crop.height, crop.width) else f"output {crop.height}×{crop.width}")
-    width = max(canvas_left + max(Wc, _text_cells(canvas_title, 10)), _text_cells(title, 10),
-                *(1 + _text_cells(label, 8) for _, _, label in legend),
+    width = max(canvas_left + max(Wc, _text_cells(canvas_title, MIN_FONT)), _text_cells(title, MIN_FONT),
+                *(1 + _text_cells(label, MIN_FONT) for _, _, label in legend),
                 _text_cells(f"input[{H - 1}, {W - 1}] = {_num(x.min())}: add {_num(x.min())} × kernel into canvas "
                             f"{frames[-1].stamp.describe()}", 9))
     height = body + 0.5 + 0.8 * len(legend) + 1.7
@@ -407,19 +481,19 @@ def _draw_stamping(frames, input, kernel, stride, padding, output_padding, inter
         frame = frames[n]
         (i0, j0), st = frame.in_pos, frame.stamp
         reset()
-        ax.text(width / 2, -2.3, title, ha="center", va="top", fontsize=9, weight="bold")
+        ax.text(width / 2, -2.3, title, ha="center", va="top", fontsize=MIN_FONT, weight="bold")
         # the input: the pixel that stamps now in orange
         for r in range(H):
             for c in range(W):
                 _cell(ax, r, c, face=KERNEL_LIGHT if (r, c) == (i0, j0) else INPUT_LIGHT, text=_num(x[r, c]))
         _outline(ax, i0, j0, 1, 1, KERNEL_COLOR)
-        ax.text(W / 2, -0.25, f"input {_size(x.shape)}", ha="center", va="bottom", fontsize=9, color=INPUT_COLOR,
+        ax.text(W / 2, -0.25, f"input {_size(x.shape)}", ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
                 weight="bold")
         # the kernel
         for r in range(kh):
             for c in range(kw):
                 _cell(ax, kernel_top + r, c, face=KERNEL_LIGHT, text=_num(w[r, c]))
-        ax.text(kw / 2, kernel_top - 0.2, f"kernel {_size(w.shape)}", ha="center", va="bottom", fontsize=8,
+        ax.text(kw / 2, kernel_top - 0.2, f"kernel {_size(w.shape)}", ha="center", va="bottom", fontsize=MIN_FONT,
                 color="#A04A10")
         # the full canvas: running sums; the output framed, cropped cells hatched, output_padding's in green
         for r in range(Hc):
@@ -433,7 +507,7 @@ def _draw_stamping(frames, input, kernel, stride, padding, output_padding, inter
                       color="0.7" if untouched else "black" if kept else "0.4")
         _outline(ax, canvas_top + crop.row, canvas_left + crop.col, crop.height, crop.width, OUTPUT_COLOR, lw=2.2)
         _outline(ax, canvas_top + st.row, canvas_left + st.col, st.height, st.width, KERNEL_COLOR)
-        ax.text(canvas_left + Wc / 2, canvas_top - 0.25, canvas_title, ha="center", va="bottom", fontsize=9,
+        ax.text(canvas_left + Wc / 2, canvas_top - 0.25, canvas_title, ha="center", va="bottom", fontsize=MIN_FONT,
                 color=OUTPUT_COLOR, weight="bold")
         ax.annotate("", xy=(canvas_left + st.col - 0.05, canvas_top + st.row + min(st.height, 2) / 2),
                     xytext=(j0 + 1.05, i0 + 0.5),
@@ -445,12 +519,107 @@ def _draw_stamping(frames, input, kernel, stride, padding, output_padding, inter
         for face, hatch, label in legend:
             ax.add_patch(Rectangle((0, y), 0.6, 0.6, facecolor=face, hatch=hatch, edgecolor="0.35", lw=0.7,
                                    hatchcolor=HATCH_COLOR))
-            ax.text(0.9, y + 0.3, label, ha="left", va="center", fontsize=8)
+            ax.text(0.9, y + 0.3, label, ha="left", va="center", fontsize=MIN_FONT)
             y += 0.8
         ax.text(width / 2, y + 0.15,
                 f"input[{i0}, {j0}] = {_num(frame.value)}: add {_num(frame.value)} × kernel "
-                f"into canvas {st.describe()}", ha="center", va="top", fontsize=9)
-        ax.text(width - 0.1, -1.45, f"frame {n + 1}/{len(frames)}", ha="right", va="top", fontsize=7, color="0.4")
+                f"into canvas {st.describe()}", ha="center", va="top", fontsize=MIN_FONT)
+        ax.text(width - 0.1, -1.45, f"frame {n + 1}/{len(frames)}", ha="right", va="top", fontsize=MIN_FONT, color="0.4")
+        return []
+
+    anim = FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False, repeat=False)
+    return fig, anim
+
+
+def zero_insertion_animation(input, kernel, stride=1, padding=0, output_padding=0, *, interval=900, dpi=80,
+                             max_frames=40):
+    """A transposed convolution as zero insertion, as a FuncAnimation: the input spread out with zeros and
+    padded (left), the 180°-rotated kernel sliding over it with stride 1, and the output filling up
+    (right), one frame per output cell. Returns (figure, animation)."""
+    zi, frames = zero_insertion_frames(input, kernel, stride, padding, output_padding)
+    _check_frames(frames, max_frames, "output cell")
+    return _draw_zero_insertion(zi, frames, input, kernel, stride, padding, output_padding, interval, dpi)
+
+
+def _draw_zero_insertion(zi, frames, input, kernel, stride, padding, output_padding, interval, dpi):
+    x, w = _grid(input, "input"), _grid(kernel, "kernel")
+    Hp, Wp = zi.grid.shape
+    H_out, W_out = frames[0].output.shape
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    oh, ow = _pair(output_padding, "output_padding", 0)
+    eh, ew = zi.border
+
+    def text(a, b):
+        return f"{a}" if a == b else f"({a}, {b})"
+
+    title = (f"transposed convolution as zero insertion: kernel {_size(w.shape)}, stride {text(sh, sw)},\n"
+             f"padding {text(ph, pw)}, output_padding {text(oh, ow)}: slide the kernel rotated 180°")
+    input_title = f"input {_size(x.shape)}, spread and padded: {Hp}×{Wp}"
+    legend = [(INPUT_LIGHT, None, f"input pixel ({_size(x.shape)})")]
+    if sh > 1 or sw > 1:
+        legend.append(("white", None, f"{text(sh - 1, sw - 1)} zero{'s' if max(sh, sw) > 2 else ''} inserted "
+                                      f"between pixels (stride {text(sh, sw)} − 1)"))
+    if eh or ew:
+        legend.append((PAD_COLOR, HATCH, f"padding: k − 1 − p = {text(eh, ew)} zeros on each side"))
+    if oh or ow:
+        legend.append((PAD_COLOR, HATCH_END, f"output_padding {text(oh, ow)}: more zeros at the end"))
+    legend.append((None, None, "the window (orange); ×n: the rotated kernel's weight on that cell"))
+    gap = 2.8                                                  # room for the arrow between the grids
+    out_left, out_top = Wp + gap, max(0.0, (Hp - H_out) / 2)
+    width = max(out_left + max(W_out, 4), _text_cells(title, MIN_FONT), _text_cells(input_title, MIN_FONT),
+                *(1 + _text_cells(label, MIN_FONT) for _, _, label in legend))
+    body = max(Hp, H_out)
+    height = body + 0.5 + 0.8 * len(legend) + 1.0
+    fig, ax, reset = _new_figure(width, height, top=3.0, dpi=dpi)
+    faces = {INPUT_PIXEL: INPUT_LIGHT, INSERTED_ZERO: "white", PADDING_ZERO: PAD_COLOR, OUTPUT_PADDING_ZERO: PAD_COLOR}
+    hatches = {PADDING_ZERO: HATCH, OUTPUT_PADDING_ZERO: HATCH_END}
+
+    def draw(n):
+        frame = frames[n]
+        win, (r0, c0) = frame.window, frame.out_pos
+        reset()
+        ax.text(width / 2, -2.9, title, ha="center", va="top", fontsize=MIN_FONT, weight="bold")
+        for r in range(Hp):
+            for c in range(Wp):
+                k = zi.kind[r, c]
+                in_window = win.row <= r < win.row + win.height and win.col <= c < win.col + win.width
+                _cell(ax, r, c, face=faces[k], hatch=hatches.get(k),
+                      text=_num(zi.grid[r, c]), color="black" if k == INPUT_PIXEL else "0.45")
+                if in_window:
+                    ax.text(c + 0.97, r + 0.97, f"×{_num(zi.kernel[r - win.row, c - win.col])}", ha="right",
+                            va="bottom", fontsize=MIN_FONT, color="#A04A10")
+        _outline(ax, win.row, win.col, win.height, win.width, KERNEL_COLOR)
+        ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
+                weight="bold")
+        for r in range(H_out):
+            for c in range(W_out):
+                v = frame.output[r, c]
+                _cell(ax, out_top + r, out_left + c, face=OUTPUT_LIGHT if (r, c) == (r0, c0) else "white",
+                      text=None if np.isnan(v) else _num(v))
+        _outline(ax, out_top + r0, out_left + c0, 1, 1, OUTPUT_COLOR)
+        ax.text(out_left + W_out / 2, out_top - 0.25, f"output {H_out}×{W_out}", ha="center", va="bottom",
+                fontsize=MIN_FONT, color=OUTPUT_COLOR, weight="bold")
+        ax.annotate("", xy=(out_left + c0 - 0.05, out_top + r0 + 0.5),
+                    xytext=(win.col + win.width + 0.1, win.row + win.height / 2),
+                    arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
+                                "connectionstyle": "arc3,rad=-0.15"},
+                    zorder=2.5)
+        y = body + 0.5
+        for face, hatch, label in legend:
+            if face is None:                                   # the window's frame
+                _outline(ax, y, 0, 0.6, 0.6, KERNEL_COLOR, lw=2.2)
+            else:
+                ax.add_patch(Rectangle((0, y), 0.6, 0.6, facecolor=face, hatch=hatch, edgecolor="0.35", lw=0.7,
+                                       hatchcolor=HATCH_COLOR))
+            ax.text(0.9, y + 0.3, label, ha="left", va="center", fontsize=MIN_FONT)
+            y += 0.8
+        zeros = frame.padded_taps
+        ax.text(width / 2, y + 0.15,
+                f"output[{r0}, {c0}] = {frame.products.size} products summed = {_num(frame.value)} "
+                f"({zeros} of them multiply a zero)", ha="center", va="top", fontsize=MIN_FONT)
+        ax.text(width - 0.1, -0.95 - 0.8, f"frame {n + 1}/{len(frames)}", ha="right", va="top", fontsize=MIN_FONT,
+                color="0.4")
         return []
 
     anim = FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False, repeat=False)
@@ -472,7 +641,8 @@ def _player_html(fig, anim, label: str, caption: str) -> str:
     from ``sliding_animation`` / ``stamping_animation`` there instead.)
     """
     try:
-        player = anim.to_jshtml(default_mode="once")
+        with plt.rc_context({"savefig.dpi": "figure"}):   # the frames at the figure's own dpi, whatever the book's
+            player = anim.to_jshtml(default_mode="once")
     finally:
         plt.close(fig)
     player = _CDN_LINK.sub("", player)
@@ -509,4 +679,19 @@ def stamping_html(input, kernel, stride=1, padding=0, output_padding=0, *, inter
                + (f", with the cells that padding {padding} crops hatched" if _pair(padding, "padding", 0) != (0, 0)
                   else "")
                + f". {len(frames)} frames, one per input pixel: press ▶ or drag the slider.")
+    return _player_html(fig, anim, label, caption)
+
+
+def zero_insertion_html(input, kernel, stride=1, padding=0, output_padding=0, *, interval=900, dpi=80,
+                        max_frames=40) -> str:
+    """``zero_insertion_animation`` as an offline JS-HTML player: display it with ``IPython.display.HTML``."""
+    zi, frames = zero_insertion_frames(input, kernel, stride, padding, output_padding)
+    _check_frames(frames, max_frames, "output cell")
+    fig, anim = _draw_zero_insertion(zi, frames, input, kernel, stride, padding, output_padding, interval, dpi)
+    x_size, out_size, grid_size = _size(_grid(input, "input").shape), _size(frames[0].output.shape), _size(zi.grid.shape)
+    label = (f"Transposed convolution as zero insertion, animated: input {x_size} spread and padded to {grid_size} "
+             f"(left), output {out_size} (right)")
+    caption = (f"Left: input {x_size} with zeros inserted and padded to {grid_size}; the orange window is the "
+               f"kernel rotated 180°. Right: output {out_size}. {len(frames)} frames, one per output cell: "
+               "press ▶ or drag the slider.")
     return _player_html(fig, anim, label, caption)

@@ -2,23 +2,210 @@
 
 Every function draws from numbers it is given or computes with torch at build
 time; none contains an exercise's solution.
+
+Legibility is a property of the build, checked here: the book's article column is
+:data:`COLUMN_PX` CSS px wide in a 1280 px window (measured in Chromium on the built
+book), every figure is saved at :data:`DPI`, and a figure whose smallest text would
+be shown below :data:`MIN_TEXT_PX` CSS px is refused (:class:`IllegibleFigure`), by
+:func:`glue_figure` and, for a figure a page displays inline, by the display hook
+that importing this module installs in the page's kernel (:func:`install`). The
+colour cycle is Okabe and Ito's palette, which stays distinct for colour-blind readers.
+
+To survey every figure of the book instead of stopping at the first refused one, build with
+``COURSE_FIGURE_SURVEY=/path/figures.jsonl``: each figure's smallest text and scale is appended
+there as a JSON line and nothing is refused (never set it for a real build).
 """
 
 from __future__ import annotations
 
+import json
+import os
+
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from cycler import cycler
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-INPUT_COLOR = "#4C72B0"
-KERNEL_COLOR = "#DD8452"
-OUTPUT_COLOR = "#55A868"
+#: Width of the article column, in CSS px, of the built book (sphinx-book-theme) in a 1280 px wide
+#: window; measured in Chromium (tests/test_browser.py checks it still holds).
+COLUMN_PX = 688
+#: The smallest text a figure may show, in CSS px as displayed (about the height of 7 pt print).
+MIN_TEXT_PX = 9
+#: Every figure of the book is saved at this resolution; matplotlib writes it into the PNG (pHYs),
+#: where the browser test reads it back.
+DPI = 110
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+
+INPUT_COLOR = "#0072B2"    # Okabe-Ito blue
+KERNEL_COLOR = "#E69F00"   # Okabe-Ito orange
+OUTPUT_COLOR = "#009E73"   # Okabe-Ito bluish green
 PAD_COLOR = "#DDDDDD"
-# Light shades of the three, for cells that carry numbers.
-INPUT_LIGHT = "#C9D7EE"
-KERNEL_LIGHT = "#FBE3D0"
-OUTPUT_LIGHT = "#CDE8D2"
+# Light shades of the three, for cells that carry numbers (black text stays readable on them).
+INPUT_LIGHT = "#BFDCEC"
+KERNEL_LIGHT = "#F9E7BF"
+OUTPUT_LIGHT = "#BFE7DC"
+
+matplotlib.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI,
+                            "axes.prop_cycle": cycler(color=OKABE_ITO)})
+
+
+class IllegibleFigure(ValueError):
+    """A figure whose smallest text would be shown below MIN_TEXT_PX in the book's column."""
+
+
+def column_inches(dpi: float = DPI) -> float:
+    """The widest figure, in inches, that the column shows at full size (wider ones are scaled down)."""
+    return COLUMN_PX / dpi
+
+
+def displayed_scale(width_in: float, dpi: float = DPI) -> float:
+    """CSS px per typographic point of a figure ``width_in`` inches wide saved at ``dpi``, as the
+    column shows it: at its natural size (dpi/72 px per point) unless wider than the column."""
+    return min(1.0, COLUMN_PX / (width_in * dpi)) * dpi / 72
+
+
+def column_figure_inches(dpi: float = DPI) -> float:
+    """The widest figure to draw, in inches: the column at full size, less savefig's tight padding."""
+    return column_inches(dpi) - 2 * matplotlib.rcParams["savefig.pad_inches"]
+
+
+def fit_to_column(width: float, height: float) -> tuple[float, float]:
+    """A figure size (inches) no wider than the column shows at full size, keeping the aspect ratio."""
+    limit = column_figure_inches()
+    return (width, height) if width <= limit else (limit, height * limit / width)
+
+
+def wrap_title(title: str, width_in: float, fontsize: float = 9) -> str:
+    """``title`` broken into lines that fit ``width_in`` inches at ``fontsize`` points (about 0.65 em a character, to spare)."""
+    import textwrap
+
+    chars = max(8, int(width_in * 72 / (0.65 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in title.split("\n"))
+
+
+def drawn_texts(fig: Figure) -> tuple[list[tuple[str, float]], float]:
+    """Every text the figure draws, as (text, size in points), and the width in inches of what
+    ``savefig(bbox_inches="tight")`` writes (the figure's tight box plus its 0.1 in padding).
+
+    The figure is drawn once with a recording renderer, so only what is really drawn counts
+    (not the tick labels of a hidden axis)."""
+    canvas = fig.canvas
+    if not hasattr(canvas, "get_renderer"):  # e.g. a figure attached to a non-Agg backend
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        canvas = FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    seen: list[tuple[str, float]] = []
+    draw_text = renderer.draw_text
+
+    def recording(gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if str(s).strip():
+            seen.append((str(s), float(prop.get_size_in_points())))
+        return draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+    renderer.draw_text = recording
+    try:
+        fig.draw(renderer)
+    finally:
+        del renderer.draw_text
+    width_in = fig.get_tightbbox(renderer).width + 2 * matplotlib.rcParams["savefig.pad_inches"]
+    return seen, width_in
+
+
+def smallest_text(fig: Figure, dpi: float = DPI, tight: bool = True) -> tuple[float, float, str]:
+    """(smallest text in CSS px as displayed, CSS px per point, that text) for ``fig`` saved at
+    ``dpi`` and shown in the book's column; (inf, scale, "") for a figure without text."""
+    texts, tight_in = drawn_texts(fig)
+    width_in = tight_in if tight else fig.get_figwidth()
+    scale = displayed_scale(width_in, dpi)
+    if not texts:
+        return float("inf"), scale, ""
+    s, pt = min(texts, key=lambda t: t[1])
+    return pt * scale, scale, s
+
+
+def _survey(px: float, scale: float, text: str, fig: Figure) -> bool:
+    """With COURSE_FIGURE_SURVEY=FILE set (a survey of the whole book, see the module's docstring),
+    append this figure's measure to FILE as a JSON line and return True: measure, do not refuse."""
+    path = os.environ.get("COURSE_FIGURE_SURVEY")
+    if not path:
+        return False
+    title = fig._suptitle.get_text() if fig._suptitle is not None else " | ".join(
+        a.get_title() for a in fig.axes if a.get_title())
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"pid": os.getpid(), "title": title[:80],
+                            "px": round(px, 2), "scale": round(scale, 3), "text": text[:40]}) + "\n")
+    return True
+
+
+def check_legible(fig: Figure, dpi: float = DPI, tight: bool = True) -> float:
+    """Refuse a figure whose smallest text would show below MIN_TEXT_PX in the column; return its size in px."""
+    px, scale, text = smallest_text(fig, dpi, tight)
+    if _survey(px, scale, text, fig):
+        return px
+    if px < MIN_TEXT_PX - 1e-6:
+        texts, tight_in = drawn_texts(fig)
+        width_in = tight_in if tight else fig.get_figwidth()
+        need = MIN_TEXT_PX / scale
+        raise IllegibleFigure(
+            f"figure text {text[:40]!r} would be shown {px:.1f} px high (limit {MIN_TEXT_PX} px): the figure is "
+            f"{width_in:.2f} in wide at {dpi:g} dpi, shown at {scale:.2f} px per point in the book's "
+            f"{COLUMN_PX} px column (full size up to {column_inches(dpi):.2f} in); use fontsize >= {need:.1f} pt "
+            f"or a narrower figure")
+    return px
+
+
+def install(shell=None) -> bool:
+    """Make every figure a page displays inline pass :func:`check_legible` (glue_figure checks its own).
+
+    Wraps the kernel's display formatters for matplotlib figures; a refused figure also marks its
+    cell as failed (post_run_cell), so the book's build (warnings as errors) stops there. Runs once
+    per kernel, on importing this module; returns whether an IPython shell was found."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython is a dependency of the book
+            return False
+        shell = get_ipython()
+    if shell is None or getattr(shell, "_course_figures_checked", False):
+        return shell is not None
+    # Load the plotting backend first: the inline backend (re)registers its formatters when it loads.
+    try:
+        plt.switch_backend(matplotlib.get_backend())
+    except Exception:  # pragma: no cover - a backend that cannot load here is not ours to check
+        pass
+    refused: list[BaseException] = []
+
+    def guarded(original):
+        def format_checked(fig, *args, **kwargs):
+            try:  # the inline backend saves at fig.dpi (a retina PNG is shown at half its size: the same scale)
+                check_legible(fig, dpi=fig.dpi)
+            except IllegibleFigure as err:
+                refused.append(err)
+                raise
+            return original(fig, *args, **kwargs)
+        return format_checked
+
+    for formatter in shell.display_formatter.formatters.values():
+        try:
+            original = formatter.lookup_by_type(Figure)
+        except KeyError:
+            continue
+        formatter.for_type(Figure, guarded(original))
+
+    def fail_the_cell(result):
+        if refused:
+            err = refused[0]
+            refused.clear()
+            if result is not None and result.error_in_exec is None:
+                result.error_in_exec = err
+
+    shell.events.register("post_run_cell", fail_the_cell)
+    shell._course_figures_checked = True
+    return True
 
 
 def draw_grid(ax, rows: int, cols: int, *, values=None, fill=None, origin=(0, 0), title=None,
@@ -101,7 +288,7 @@ def describe_layer(layer) -> str:
 
 def sizes_figure(rows, title: str):
     """Feature-map height through a network, as bars labelled with the shape."""
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(column_figure_inches(), 3.2))
     names = [r[0] for r in rows]
     heights = [r[2] for r in rows]
     bars = ax.bar(range(len(rows)), heights, color=[INPUT_COLOR] + [OUTPUT_COLOR] * (len(rows) - 1))
@@ -133,7 +320,7 @@ def heatmap_figure(values: torch.Tensor, title: str, fmt: str = "{:.2f}", cmap="
     ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=max(float(values.max()), 1e-9))
     if values.numel() <= 100:
         for (r, c), v in np.ndenumerate(values.numpy()):
-            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6)
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6.5)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -157,8 +344,13 @@ def synthetic_scene(size: int = 64, seed: int = 0):
 
 
 def images_row(images, titles, cmaps=None, size=2.6):
-    """Images side by side in one row with their titles: 3-channel ones as RGB, 2-D ones with a colour map."""
-    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.3))
+    """Images side by side in one row with their titles: 3-channel ones as RGB, 2-D ones with a colour map.
+
+    Each image is ``size`` inches wide, or less where the row would not fit the column at full size."""
+    size = min(size, column_figure_inches() / len(images) - 0.05)
+    titles = [wrap_title(t, size) for t in titles]
+    lines = max(t.count("\n") + 1 for t in titles)
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.2 + 0.17 * lines))
     for i, (ax, img, title) in enumerate(zip(np.atleast_1d(axes), images, titles)):
         arr = img.detach().cpu()
         if arr.dim() == 3:
@@ -172,7 +364,8 @@ def images_row(images, titles, cmaps=None, size=2.6):
 
 
 def glue_figure(name: str, fig) -> None:
-    """Store ``fig`` as a PNG for a ``{glue:figure}`` directive, and close it.
+    """Store ``fig`` as a PNG for a ``{glue:figure}`` directive, and close it; refuse (raise
+    :class:`IllegibleFigure`) a figure whose text the book's column would show too small.
 
     Rendering the PNG here (rather than gluing the Figure object) works under
     any matplotlib backend, and closing it keeps a second copy out of the page.
@@ -182,8 +375,9 @@ def glue_figure(name: str, fig) -> None:
     from IPython.display import Image
     from myst_nb import glue
 
+    check_legible(fig, DPI)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     glue(name, Image(data=buf.getvalue(), format="png"), display=False)
 
@@ -208,8 +402,12 @@ def colour_image(size: int = 4, seed: int = 0) -> torch.Tensor:
 def value_grids_figure(grids, titles, fmt: str = "{:g}", cmap="viridis", cell: float = 0.42):
     """Numeric grids side by side, each cell coloured by value and labelled with it (before/after views)."""
     widths = [max(g.shape[-1], 2) for g in grids]
+    # Cells shrink (never the numbers' type) until the row fits the column at full size.
+    cell = min(cell, (column_figure_inches() - 0.8 * len(grids)) / sum(widths))
+    titles = [wrap_title(t, cell * w + 0.6) for t, w in zip(titles, widths)]
+    lines = max(t.count("\n") + 1 for t in titles)
     fig, axes = plt.subplots(1, len(grids), figsize=(cell * sum(widths) + 0.8 * len(grids),
-                                                      cell * max(g.shape[-2] for g in grids) + 0.8),
+                                                      cell * max(g.shape[-2] for g in grids) + 0.65 + 0.15 * lines),
                              gridspec_kw={"width_ratios": widths})
     lo = min(float(g.min()) for g in grids)
     hi = max(float(g.max()) for g in grids)
@@ -230,6 +428,7 @@ def value_grids_figure(grids, titles, fmt: str = "{:g}", cmap="viridis", cell: f
 def labels_grid_figure(labels, title: str, fill=None, cell: float = 0.55, fontsize: int = 7):
     """A grid of text labels (e.g. the source index of every output pixel), optionally coloured."""
     rows, cols = len(labels), len(labels[0])
+    cell = min(cell, (column_figure_inches() - 0.6) / cols)
     fig, ax = plt.subplots(figsize=(cell * cols + 0.6, cell * rows + 0.9))
     draw_grid(ax, rows, cols, values=labels, fill=fill, fontsize=fontsize)
     ax.set_xlim(-0.2, cols + 0.2)
@@ -246,3 +445,6 @@ def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+install()

@@ -1,0 +1,74 @@
+"""Words of prose on a built page, as a reader meets them: the article's text without code, math, captions,
+tables or cell outputs (the measure of a page's length: no page of the book runs over :data:`PAGE_LIMIT`).
+
+    python -m autograder.book.words _build/html       every page's count, longest first
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+PAGE_LIMIT = 4000
+
+#: Elements whose text is not prose: code, typeset math, figure captions, tables, cell outputs, navigation.
+_SKIP_TAGS = {"pre", "script", "style", "figcaption", "table", "nav", "mjx-container", "math", "svg", "button"}
+_SKIP_CLASSES = ("math", "highlight", "cell_output", "cell_input", "headerlink", "caption", "toctree-wrapper",
+                 "prev-next-area", "admonition-title")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class _Prose(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth_article = 0   # inside the article
+        self.skip = 0            # inside something that is not prose
+        self.stack: list[tuple[str, bool, bool]] = []
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            return
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        article = tag == "article" or a.get("role") == "main"
+        skip = tag in _SKIP_TAGS or any(c == k or c.startswith(k + "-") or c.startswith(k + "_") for c in classes
+                                        for k in _SKIP_CLASSES)
+        self.stack.append((tag, article, skip))
+        self.depth_article += article
+        self.skip += skip
+
+    def handle_endtag(self, tag):
+        if tag in _VOID:
+            return
+        while self.stack:
+            t, article, skip = self.stack.pop()
+            self.depth_article -= article
+            self.skip -= skip
+            if t == tag:
+                break
+
+    def handle_data(self, data):
+        if self.depth_article and not self.skip:
+            self.words += re.findall(r"[A-Za-z0-9][\w'’.,-]*", re.sub(r"\\\(.*?\\\)|\$[^$]*\$", " ", data))
+
+
+def prose_words(html: str) -> int:
+    """The number of prose words in a built page's article."""
+    p = _Prose()
+    p.feed(html)
+    return len(p.words)
+
+
+def page_counts(root: Path) -> dict[str, int]:
+    """Every built page under ``root`` (an HTML output folder): its prose words."""
+    return {str(f.relative_to(root)): prose_words(f.read_text(encoding="utf-8"))
+            for f in sorted(Path(root).rglob("*.html")) if "_static" not in f.parts and "_sources" not in f.parts}
+
+
+if __name__ == "__main__":
+    counts = page_counts(Path(sys.argv[1] if len(sys.argv) > 1 else "_build/html"))
+    for page, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"{n:6d}  {page}{'   over the limit' if n > PAGE_LIMIT else ''}")
