@@ -244,6 +244,7 @@ def test_a_timed_part_puts_its_speed_ratio_on_the_leaderboard():
     validate_results(data)
     assert data["leaderboard"] == [{"name": "time / PyTorch's", "value": 1.235, "order": "asc"}]
     assert data["score"] == 2.0 and data["tests"][1]["status"] == "failed"
+    assert "1.23× PyTorch's time" in data["tests"][0]["output"]
     untimed = gradescope.results_json({**spec, "timed": []}, {}, "no notebook", [], {}, 0.1)
     validate_results(untimed)
     assert "leaderboard" not in untimed and untimed["score"] == 0
