@@ -307,6 +307,28 @@ def _num(v: float) -> str:
     v = float(v) + 0.0
     return f"{v:.0f}" if v == round(v) and abs(v) < 1e6 else f"{v:.3g}"
 
+def _window_and_output(ax, win, Wp, input_title, output, out_top, out_left, r0, c0) -> None:
+    """A sliding-window frame's common part: the kernel's window outlined over the input (titled), the output
+    written so far with the cell (r0, c0) this position writes, and the arrow from the window to that cell."""
+    H_out, W_out = output.shape
+    _outline(ax, win.row, win.col, win.height, win.width, KERNEL_COLOR)
+    ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
+            weight="bold")
+    for r in range(H_out):
+        for c in range(W_out):
+            v = output[r, c]
+            _cell(ax, out_top + r, out_left + c, face=OUTPUT_LIGHT if (r, c) == (r0, c0) else "white",
+                  text=None if np.isnan(v) else _num(v))
+    _outline(ax, out_top + r0, out_left + c0, 1, 1, OUTPUT_COLOR)
+    ax.text(out_left + W_out / 2, out_top - 0.25, f"output {H_out}×{W_out}", ha="center", va="bottom",
+            fontsize=MIN_FONT, color=OUTPUT_COLOR, weight="bold")
+    ax.annotate("", xy=(out_left + c0 - 0.05, out_top + r0 + 0.5),
+                xytext=(win.col + win.width + 0.1, win.row + win.height / 2),
+                arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
+                            "connectionstyle": "arc3,rad=-0.15"},
+                zorder=2.5)   # above the cells, under their numbers
+
+
 
 def _factor(v: float) -> str:
     """A factor in a written-out product: negative numbers in parentheses."""
@@ -392,23 +414,7 @@ def _draw_sliding(frames, input, kernel, stride, padding, interval, dpi):
                 if in_window:
                     ax.text(c + 0.95, r + 0.95, f"×{_num(w[r - win.row, c - win.col])}", ha="right",
                             va="bottom", fontsize=MIN_FONT, color="#A04A10")
-        _outline(ax, win.row, win.col, win.height, win.width, KERNEL_COLOR)
-        ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
-                weight="bold")
-        # the output: written cells, and the one this position writes
-        for r in range(H_out):
-            for c in range(W_out):
-                v = frame.output[r, c]
-                _cell(ax, out_top + r, out_left + c, face=OUTPUT_LIGHT if (r, c) == (r0, c0) else "white",
-                      text=None if np.isnan(v) else _num(v))
-        _outline(ax, out_top + r0, out_left + c0, 1, 1, OUTPUT_COLOR)
-        ax.text(out_left + W_out / 2, out_top - 0.25, f"output {H_out}×{W_out}", ha="center", va="bottom",
-                fontsize=MIN_FONT, color=OUTPUT_COLOR, weight="bold")
-        ax.annotate("", xy=(out_left + c0 - 0.05, out_top + r0 + 0.5),
-                    xytext=(win.col + win.width + 0.1, win.row + win.height / 2),
-                    arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
-                                "connectionstyle": "arc3,rad=-0.15"},
-                    zorder=2.5)   # above the cells, under their numbers
+        _window_and_output(ax, win, Wp, input_title, frame.output, out_top, out_left, r0, c0)
         arrow_x = (win.col + win.width + out_left + c0) / 2
         ax.text(arrow_x, min(win.row + win.height / 2, out_top + r0 + 0.5) - 0.45, "Σ window × kernel",
                 ha="center", va="bottom", fontsize=MIN_FONT, color=OUTPUT_COLOR)
@@ -589,22 +595,7 @@ def _draw_zero_insertion(zi, frames, input, kernel, stride, padding, output_padd
                 if in_window:
                     ax.text(c + 0.97, r + 0.97, f"×{_num(zi.kernel[r - win.row, c - win.col])}", ha="right",
                             va="bottom", fontsize=MIN_FONT, color="#A04A10")
-        _outline(ax, win.row, win.col, win.height, win.width, KERNEL_COLOR)
-        ax.text(Wp / 2, -0.25, input_title, ha="center", va="bottom", fontsize=MIN_FONT, color=INPUT_COLOR,
-                weight="bold")
-        for r in range(H_out):
-            for c in range(W_out):
-                v = frame.output[r, c]
-                _cell(ax, out_top + r, out_left + c, face=OUTPUT_LIGHT if (r, c) == (r0, c0) else "white",
-                      text=None if np.isnan(v) else _num(v))
-        _outline(ax, out_top + r0, out_left + c0, 1, 1, OUTPUT_COLOR)
-        ax.text(out_left + W_out / 2, out_top - 0.25, f"output {H_out}×{W_out}", ha="center", va="bottom",
-                fontsize=MIN_FONT, color=OUTPUT_COLOR, weight="bold")
-        ax.annotate("", xy=(out_left + c0 - 0.05, out_top + r0 + 0.5),
-                    xytext=(win.col + win.width + 0.1, win.row + win.height / 2),
-                    arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
-                                "connectionstyle": "arc3,rad=-0.15"},
-                    zorder=2.5)
+        _window_and_output(ax, win, Wp, input_title, frame.output, out_top, out_left, r0, c0)
         y = body + 0.5
         for face, hatch, label in legend:
             if face is None:                                   # the window's frame
