@@ -32,18 +32,41 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX_NPM     := $(VENV)/share/mathjax-npm
 MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
 
-.PHONY: venv book book-student linkcheck test release lab check grade gradescope bench clean
+.PHONY: venv book book-student linkcheck test release lab check grade gradescope bench clean FORCE
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstall only when what is installed changes, never for a file's date (a fresh clone next to an existing
+# .venv has a newer pyproject.toml and the same packages). The stamp holds a sha256 of what `pip install -e
+# '.[dev]'` reads from pyproject.toml: [build-system], the project's name, requires-python and dependency
+# lists, its optional dependencies, scripts and package selection; comments, blank lines, the version and the
+# description do not count. The stamp's rule runs when the stamp is missing or holds another hash.
+HASH_CHAR := \#
+INSTALL_HASH := $(shell awk '/^\[/ { sec = $$0; inlist = 0 } \
+	/^[ \t]*$(HASH_CHAR)/ || /^[ \t]*$$/ { next } \
+	sec == "[build-system]" || sec == "[project.optional-dependencies]" || sec == "[project.scripts]" \
+	  || sec ~ /^\[tool\.setuptools/ { print; next } \
+	sec == "[project]" && /^(name|requires-python|dependencies)[ \t]*=/ { print; inlist = ($$0 ~ /\[/ && $$0 !~ /\]/); next } \
+	sec == "[project]" && inlist { print; if ($$0 ~ /\]/) inlist = 0 }' pyproject.toml 2>/dev/null \
+	| sha256sum | cut -c1-64)
+INSTALLED_HASH := $(shell cat $(STAMP) 2>/dev/null)
+
+$(STAMP): $(if $(and $(INSTALL_HASH),$(filter $(INSTALL_HASH),$(INSTALLED_HASH))),,FORCE)
+	@# An empty stamp newer than pyproject.toml was written by the date-based rule this one replaced: adopt it.
+	@if [ -f $(STAMP) ] && [ ! -s $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then echo $(INSTALL_HASH) > $(STAMP); exit 0; fi; \
+	$(MAKE) --no-print-directory _install
+
+.PHONY: _install
+_install:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: '$(PYTHON)' not found. Install Python 3.11 or newer (or run: make PYTHON=/path/to/python3.11 ...)."; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is needed; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned packages into $(VENV) (once; about a minute)..."
 	@$(VENV)/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 	@$(VENV)/bin/python -m pip install -q -e '.[dev]' || { echo "error: could not install the pinned packages into $(VENV). Is the Python package index reachable from this machine? (pip's own message is above.)"; exit 1; }
-	@touch $(STAMP)
+	@echo $(INSTALL_HASH) > $(STAMP)
+
+FORCE:
 
 $(MATHJAX):
 	@command -v npm >/dev/null 2>&1 || { echo "error: npm (Node.js) is needed once, to fetch MathJax $(MATHJAX_VERSION) so the book's math renders offline. Install nodejs and npm."; exit 1; }

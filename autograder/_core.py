@@ -16,13 +16,15 @@ different seed and more cases drawn by the same generators.
 from __future__ import annotations
 
 import numbers
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
-from ._rules import ForbiddenOpError, LibraryGuard, OpGuard, Rule, error_record, learner_frame
+from ._rules import (ForbiddenOpError, LibraryGuard, OpGuard, Rule, error_record, learner_frame,
+                     not_implemented_message, stub_chain)
 
 # --------------------------------------------------------------------------
 # Errors a check raises (learner-facing)
@@ -57,6 +59,16 @@ class NotAttempted(_LearnerFacing, NotImplementedError):
     """The learner's function still raises NotImplementedError."""
 
 
+class HelperNotImplemented(CheckFailure):
+    """The learner's function is written, but a helper of theirs that it calls still raises NotImplementedError:
+    a failure that names the helper (``make check`` lists it as failed, not as not attempted)."""
+
+    MISTAKE_ID = "helper-not-implemented"
+
+    def __init__(self, *args):
+        super().__init__(*args, mistake=self.MISTAKE_ID)
+
+
 # What a check is made of lives in _cases; chapters import it from here, with the engine.
 from ._cases import (CPU_ONLY_NOTICE, CUDA_TOLERANCES, DTYPE_NAMES, TOLERANCES, Case, Derived,  # noqa: E402,F401
                      Exercise, Mistake, T, available_devices, case_generator, tolerance, tolerance_text)
@@ -84,6 +96,7 @@ class ErrorRecord:
     mro_names: tuple
     message: str
     frame: str = ""
+    stub: tuple = ()  # the learner's stub that raised it (:func:`autograder._rules.stub_chain`), else empty
 
     def __str__(self) -> str:
         return self.message
@@ -120,7 +133,10 @@ def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
     except NotImplementedError as e:
         if isinstance(e, NotAttempted):
             raise
-        raise NotAttempted(f"{ex.name} is not implemented yet (it raises NotImplementedError).") from None
+        chain = stub_chain(e)
+        if chain:
+            raise stub_error(getattr(fn, "__name__", ex.name), chain, ex.name) from None
+        out.error = e  # torch's own NotImplementedError (an operator this device lacks): an error like any other
     except ForbiddenOpError as e:
         out.error = e
     except Exception as e:  # noqa: BLE001 - every learner error becomes a sentence
@@ -128,6 +144,16 @@ def call_learner(ex: Exercise, fn: Callable, args, kwargs) -> Outcome:
     out.seconds = time.perf_counter() - start
     out.violations = list(library.violations) + list(guard.violations)
     return out
+
+
+def stub_error(fn_name: str, chain, exercise: str | None = None) -> CheckFailure | NotAttempted:
+    """What a learner's stub raises in a check: NotAttempted when ``fn_name`` itself is the stub, else
+    :class:`HelperNotImplemented` naming the helper (``chain`` from :func:`autograder._rules.stub_chain`)."""
+    chain = list(chain)
+    own = not chain or chain[-1] in (fn_name, exercise) or len(chain) == 1
+    if own:
+        return NotAttempted(not_implemented_message(exercise or fn_name, ()))
+    return HelperNotImplemented(not_implemented_message(fn_name, chain))
 
 
 def call_reference(ex: Exercise, args, kwargs) -> Outcome:
@@ -240,6 +266,8 @@ class Failure:
     mistake: str | None = None
     rule: bool = False
     mistake_id: str | None = None
+    #: the extra run on ``meta``-device inputs (:func:`device_check`), not one of the exercise's cases
+    device_check: bool = False
 
 
 def probe(ex: Exercise, fn: Callable, case: Case, device: str, dtype) -> Outcome:
@@ -336,16 +364,11 @@ def _judge_tuple(ex, fn_name, args, kwargs, got, expected, device, dtype, fail):
 
 def _judge_tensor(ex, fn_name, args, kwargs, got, expected, device, dtype, fail, label="the output",
                   mistake=False, shape_hint=True):
+    # The order is fixed, in every part: the type, then the shape, then the dtype and device, then the values;
+    # so a wrong dtype is always named as such, whatever else is off.
     problem = _type_problem(fn_name if label == "the output" else f"{fn_name}'s {label}", got)
     if problem:
         return fail(problem)
-    if got.dtype != expected.dtype:
-        why = (", the input's dtype (create new tensors with dtype=input.dtype)"
-               if expected.is_floating_point() else "")
-        return fail(f"{label} has dtype {got.dtype}; expected {expected.dtype}{why}.")
-    if got.device != expected.device:
-        return fail(f"{label} is on {got.device}; expected {expected.device}, the input's device "
-                    "(create new tensors with device=input.device).")
     if mistake is False:
         mistake = _match_mistake(ex, args, kwargs, got)
     if tuple(got.shape) != tuple(expected.shape):
@@ -355,10 +378,50 @@ def _judge_tensor(ex, fn_name, args, kwargs, got, expected, device, dtype, fail,
         if hint:
             text += "\n  " + hint.replace("\n", "\n  ")
         return fail(text, mistake)
+    if got.dtype != expected.dtype:
+        why = (", the input's dtype (create new tensors with dtype=input.dtype)"
+               if expected.is_floating_point() else "")
+        return fail(f"{label} has dtype {got.dtype}; expected {expected.dtype}{why}.")
+    if got.device != expected.device:
+        return fail(device_problem(label, got.device, expected.device), WRONG_DEVICE)
+    if expected.device.type == "meta":
+        return None  # no data on meta: the shape, dtype and device are all there is to check
     problem = _value_problem(got, expected, dtype if expected.is_floating_point() else expected.dtype)
     if problem:
+        if mistake is None and _float32_only(got, expected, dtype):
+            mistake = FLOAT32_PRECISION
         return fail(problem if label == "the output" else f"{label}: {problem}", mistake)
     return None
+
+
+def device_problem(label: str, got, expected) -> str:
+    """The sentence for an output on the wrong device (``got``, ``expected``: devices)."""
+    return (f"{label} is on {torch.device(got).type} but the inputs are on {torch.device(expected).type}: "
+            "create new tensors with device=input.device (or torch.zeros_like / input.new_zeros).")
+
+
+def _float32_only(got: torch.Tensor, expected: torch.Tensor, dtype) -> bool:
+    """True when a float64 result misses float64's tolerance but meets float32's: computed in float32 somewhere."""
+    if dtype != torch.float64 or not expected.is_floating_point():
+        return False
+    return _value_problem(got, expected, torch.float32) is None
+
+
+#: Values that agree with torch only to float32 precision in a float64 case: named by the engine, whatever the
+#: exercise (its ``fn`` models nothing: the engine recognises it by the tolerances).
+FLOAT32_PRECISION = Mistake("your result agrees with torch only to float32 precision: is something computed in "
+                            "float32? (a buffer made with torch.zeros(...) or torch.tensor(...) without "
+                            "dtype=input.dtype, or a .float() on the way)", lambda *a, **k: None,
+                            id="float32-accumulation")
+
+#: An output on another device than the inputs: named by the engine (the ``meta`` device case finds it on a
+#: machine without a GPU).
+WRONG_DEVICE = Mistake("the output is created on the default device (the CPU), not on the input's device: create "
+                       "new tensors with device=input.device (or torch.zeros_like / input.new_zeros)",
+                       lambda *a, **k: None, id="output-on-wrong-device")
+
+#: The mistakes the engine itself names, in every exercise.
+ENGINE_MISTAKES = (FLOAT32_PRECISION, WRONG_DEVICE)
 
 
 def _same(got, wrong) -> bool:
@@ -374,6 +437,8 @@ def _same(got, wrong) -> bool:
 
 def _match_mistake(ex: Exercise, args, kwargs, got) -> Mistake | None:
     """The first of the exercise's known mistakes whose model returns what the learner's function returned."""
+    if any(isinstance(a, torch.Tensor) and a.device.type == META for a in (*args, *kwargs.values())):
+        return None  # no values on meta to compare
     for m in ex.mistakes:
         try:
             wrong = m.fn(*map(_clone, args), **{k: _clone(v) for k, v in kwargs.items()})
@@ -400,6 +465,10 @@ class Report:
     devices: tuple = ("cpu",)
     dtypes: tuple = ()
     seconds: float = 0.0
+    #: sentences printed under a pass, never failures (e.g. the kernel cannot run on the ``meta`` device)
+    notes: list[str] = field(default_factory=list)
+    #: whether the output's device was checked on ``meta``-device inputs (:func:`device_check`)
+    device_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -407,23 +476,32 @@ class Report:
         return not self.failures
 
     def pattern(self) -> str | None:
-        """Features shared by every failing case and by no passing one."""
+        """Features shared by every failing case and by no passing one (a feature another shared one names as
+        a clause is left out: "padding > 0 with output_padding > 0" says "padding > 0" already)."""
         # Cases torch rejects say nothing about how a valid result is computed.
         passed = [p for p in self.passed_features if not p.get("invalid arguments")]
-        if not self.failures or not passed:
+        failed = [f for f, fail in zip(self.failed_features, self.failures) if not fail.device_check]
+        if not failed or not passed:
             return None
-        keys = set().union(*self.failed_features, *passed)
+        keys = set().union(*failed, *passed)
         shared = [k for k in sorted(keys)
-                  if all(f.get(k) for f in self.failed_features) and not any(p.get(k) for p in passed)]
+                  if all(f.get(k) for f in failed) and not any(p.get(k) for p in passed)]
+        shared = without_implied(shared)
         if not shared:
             return None
-        return (f"every failing case has {' and '.join(shared)}; "
-                f"the {len(passed)} valid cases without it pass.")
+        n, it = len(passed), "it" if len(shared) == 1 else "any of these"
+        tail = (f"the 1 valid case without {it} passes." if n == 1
+                else f"the {n} valid cases without {it} pass.")
+        return f"every failing case has {' and '.join(shared)}; {tail}"
 
     def summary(self) -> str:
         """The one-line success message: how many cases pass, in which dtypes, on which devices."""
         where = ", ".join(self.devices)
         dts = ", ".join(DTYPE_NAMES[d] for d in self.dtypes)
+        if self.device_checked:
+            where += "; the output stays on the input's device, checked on meta"
+        if self.cases == 1:
+            return f"{self.name}: its 1 case passes ({dts} on {where})."
         return f"{self.name}: all {self.cases} cases pass ({dts} on {where})."
 
     def _clearest(self) -> tuple[Failure, Failure | None, int]:
@@ -457,7 +535,16 @@ class Report:
         first, named, count = self._clearest()
         failed = len(self.failed_features)
         which = "the first" if first is self.failures[0] else "the clearest"
-        lines = [f"{fn_name} failed {failed} of {self.cases} cases; {which}:",
+        if first.rule:
+            head = f"{fn_name} broke the exercise's rule (in the case below):"
+        elif first.device_check:
+            head = (f"{fn_name} gives the right values, but its output does not stay on the input's device "
+                    "(checked with inputs on the `meta` device, which hold no data):")
+        elif failed == 1:
+            head = f"{fn_name} failed 1 of {plural(self.cases, 'case')}:"
+        else:
+            head = f"{fn_name} failed {failed} of {self.cases} cases; {which}:"
+        lines = [head,
                  f"  case: {first.case.describe()} — {DTYPE_NAMES.get(first.dtype, first.dtype)} on {first.device}",
                  f"  problem: {first.problem}"]
         if named is not None and first.mistake == named.mistake:
@@ -465,12 +552,27 @@ class Report:
         elif named is not None:
             lines.append(f"  likely mistake (what {count} of the {len(self.failures)} failing outputs "
                          f"match): {named.mistake}.")
-        pattern = self.pattern()
+        pattern = None if first.rule else self.pattern()
         if pattern:
             lines.append(f"  pattern: {pattern}")
         if reproduce:
             lines.append(f"  reproduce: {first.case.repro(fn_name, first.dtype, first.device)}")
         return "\n".join(lines)
+
+
+def plural(n: int, noun: str) -> str:
+    """``plural(1, "case")`` -> "1 case"; ``plural(3, "valid case")`` -> "3 valid cases"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+_CLAUSE = re.compile(r"\s+(?:with|and)\s+")
+
+
+def without_implied(features: list[str]) -> list[str]:
+    """The features, less each one that another names as one of its clauses (split at "with" / "and"):
+    ["output_padding > 0", "padding > 0", "padding > 0 with output_padding > 0"] -> the last one only."""
+    clauses = {f: set(_CLAUSE.split(f)) for f in features}
+    return [f for f in features if not any(f != g and f in clauses[g] for g in features)]
 
 
 def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=None, fn_name=None,
@@ -484,6 +586,7 @@ def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=Non
     if outcomes is None and not callable(fn):
         raise CheckFailure(f"{ex.name} should be a function; got a {type(fn).__name__}.")
     devices = tuple(devices or available_devices())
+    cases = list(cases)
     report = Report(ex.name, devices=devices)
     dtypes_seen = []
     start = time.perf_counter()
@@ -516,9 +619,106 @@ def run(ex: Exercise, fn: Callable | None, cases: Iterable[Case], *, devices=Non
                 break
         else:
             report.passed_features.append(feats)
+    if report.ok:
+        device_check(ex, fn, fn_name, cases, report, outcomes, prepared)
     report.dtypes = tuple(dtypes_seen)
     report.seconds = time.perf_counter() - start
     return report
+
+
+# --------------------------------------------------------------------------
+# The device check: one more run, on inputs on the ``meta`` device
+#
+# A kernel that makes its output with torch.zeros(...) and no device= passes every case on a machine without a
+# GPU: its output lands on the CPU, where the inputs are. Tensors on ``meta`` have a shape, a dtype and a device
+# but no data, and torch runs almost every operator on them: so one case with inputs on ``meta`` shows, on any
+# machine, whether the output follows its inputs' device. Only the output's type, shape, dtype and device are
+# judged (there are no values). A kernel that cannot run on ``meta`` at all (it calls .item(), goes through numpy,
+# or uses an operator without a meta kernel) gets a note, never a failure.
+
+META = "meta"
+
+
+def device_case(cases) -> tuple[int, Case] | None:
+    """The case the device check runs on ``meta`` inputs: the first valid case with a tensor argument."""
+    for index, case in enumerate(cases):
+        if not case.invalid and any(isinstance(v, T) for v in (*case.args, *case.kwargs.values())):
+            return index, case
+    return None
+
+
+def device_check(ex: Exercise, fn, fn_name: str, cases: list, report: Report, outcomes: dict | None = None,
+                 prepared: dict | None = None) -> None:
+    """Run the device check (see above) on ``report``: a failure of its own kind, or a note. With ``outcomes``
+    (grading), the worker's meta run is judged as it came back (none came back: nothing is checked)."""
+    found = device_case(cases) if ex.returns == "tensor" else None
+    if found is None:
+        return
+    index, case = found
+    dtype = case.dtypes[0]
+    key = (index, META, DTYPE_NAMES[dtype])
+    try:
+        ready = (prepared or {}).get(key) or prepare(ex, case, META, dtype)
+    except Exception:  # noqa: BLE001 - the case's set-up needs data (e.g. indices computed from values)
+        return
+    args, kwargs, ref = ready
+    if ref.error is not None:
+        return  # torch itself cannot run this case on meta: nothing to compare with
+    if outcomes is None:
+        mine = call_learner(ex, fn, args, kwargs)
+    else:
+        mine = outcomes.get(key)
+        if mine is None:
+            return
+    if mine.error is not None or mine.violations:
+        why = f"{_error_name(mine.error)}: {_first_line(mine.error)}" if mine.error is not None else "a guarded call"
+        report.notes.append(f"note: {fn_name} cannot run on inputs on the `meta` device ({why}), so whether its "
+                            "output stays on the input's device was not checked here; a machine with CUDA "
+                            "(or Colab) checks it on the GPU.")
+        return
+    report.device_checked = True
+    failure = judge(ex, fn_name, case, META, dtype, outcome=mine, prepared=ready)
+    if failure:
+        failure.device_check = True
+        report.failures.append(failure)
+        report.failed_features.append({})
+
+
+def meta_inputs(args, kwargs) -> tuple[tuple, dict]:
+    """The same arguments with every tensor moved to the ``meta`` device (the grading worker's device case)."""
+    def conv(v):
+        return v.to(META) if isinstance(v, torch.Tensor) else v
+
+    return tuple(conv(a) for a in args), {k: conv(v) for k, v in kwargs.items()}
+
+
+def describe_output(value):
+    """A result on ``meta`` as plain data (a meta tensor cannot be copied out): each tensor's shape, dtype and
+    device type; anything else as :func:`autograder.grading.protocol.plain` would send it."""
+    if type(value) is torch.Tensor:
+        return {"__meta_tensor__": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."),
+                "device": value.device.type}
+    if type(value) in (tuple, list) and len(value) <= 8:
+        items = [describe_output(v) for v in value]
+        return tuple(items) if type(value) is tuple else items
+    from .grading.protocol import plain
+
+    return plain(value)
+
+
+def undescribe_output(value):
+    """Rebuild :func:`describe_output`'s data as tensors with no data (on ``meta``; any other device on the CPU,
+    which is all the grading machine needs to tell it is not ``meta``)."""
+    if isinstance(value, dict) and "__meta_tensor__" in value:
+        device = META if value["device"] == META else "cpu"
+        dtype = getattr(torch, str(value["dtype"]), None)
+        if not isinstance(dtype, torch.dtype):
+            return {"__type__": f"Tensor of {value['dtype']}"}
+        return torch.empty(tuple(value["__meta_tensor__"]), dtype=dtype, device=device)
+    if isinstance(value, (tuple, list)):
+        items = [undescribe_output(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def policy_check(obj, name: str) -> None:
@@ -535,9 +735,16 @@ def policy_check(obj, name: str) -> None:
                             f"course's checks off.\n{lines}\nWrite it with torch's public operations only.")
 
 
-def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = False, devices=None) -> Report:
-    """Run a check; print a one-line pass summary, or raise CheckFailure."""
+def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = False, devices=None) -> None:
+    """Run a check; print a one-line pass summary, or raise CheckFailure. Returns None, so that a passing test
+    cell shows only its ✔ lines (:func:`check_report` gives the report, for tests and tools)."""
     __tracebackhide__ = True  # noqa: F841 - pytest and IPython hide this frame
+    check_report(ex, fn, cases, quiet=quiet, devices=devices)
+
+
+def check_report(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = False, devices=None) -> Report:
+    """:func:`check`, returning the report of a pass (what the project's tests and tools read)."""
+    __tracebackhide__ = True  # noqa: F841
     report = run(ex, fn, cases, devices=devices)
     if not report.ok:
         first = report.failures[0]
@@ -550,4 +757,6 @@ def check(ex: Exercise, fn: Callable, cases: Iterable[Case], *, quiet: bool = Fa
             print("  " + CPU_ONLY_NOTICE)
         if ex.rule_text:
             print("  rule respected: " + ex.rule_text)
+        for note in report.notes:
+            print("  " + note)
     return report

@@ -145,26 +145,76 @@ class LibraryGuard:
         return False
 
 
-def learner_frame(exc: BaseException) -> str:
-    """The innermost traceback frame that is the learner's code (not torch's, not this package's), as a phrase."""
-    import traceback
+_LIBRARY_PATHS = ("site-packages", "<frozen")
 
+
+def _library(filename: str) -> bool:
+    """True for a frame of torch, of this package or of another installed library (not the learner's code)."""
     import torch
 
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__), "site-packages", "<frozen")
-    for fr in reversed(traceback.extract_tb(exc.__traceback__)):
-        if not any(s in (fr.filename or "") for s in skip):
-            code = (fr.line or "").strip()
-            return f" (at line {fr.lineno} of your code: `{code}`)" if code else f" (at line {fr.lineno} of your code)"
-    return ""
+    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__), *_LIBRARY_PATHS)
+    return any(s in (filename or "") for s in skip)
+
+
+def learner_frames(exc: BaseException) -> list:
+    """The traceback frames of ``exc`` that are the learner's code (not torch's, not this package's), outermost
+    first, as :class:`traceback.FrameSummary` objects."""
+    import traceback
+
+    return [fr for fr in traceback.extract_tb(exc.__traceback__) if not _library(fr.filename)]
+
+
+def learner_frame(exc: BaseException) -> str:
+    """The innermost traceback frame that is the learner's code (not torch's, not this package's), as a phrase."""
+    frames = learner_frames(exc)
+    if not frames:
+        return ""
+    fr = frames[-1]
+    code = (fr.line or "").strip()
+    return f" (at line {fr.lineno} of your code: `{code}`)" if code else f" (at line {fr.lineno} of your code)"
+
+
+def stub_chain(exc: BaseException) -> list[str]:
+    """For a ``NotImplementedError`` that a learner's stub raised (``raise NotImplementedError()`` in their own
+    code, not torch lacking an operator), the names of the learner's functions from the one called to the one
+    whose stub raised it (``["conv_transpose2d", "conv_transpose2d_output_size"]``); [] for any other error."""
+    import traceback
+
+    if not isinstance(exc, NotImplementedError):
+        return []
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or _library(frames[-1].filename):
+        return []  # raised inside torch (an operator without a kernel for this device, say): not a stub
+    line, message = (frames[-1].line or "").strip(), str(exc)
+    if not (line.startswith("raise NotImplementedError")
+            or (not line and "aten" not in message and "meta" not in message.lower())):
+        return []  # torch's C++ raised it from the learner's call (no source line says `raise`)
+    names: list[str] = []
+    for fr in learner_frames(exc):
+        if fr.name not in names and fr.name != "<lambda>":
+            names.append(fr.name)
+    return names or [frames[-1].name]
+
+
+def not_implemented_message(fn_name: str, chain) -> str:
+    """What a check says when the learner's code still raises NotImplementedError: that ``fn_name`` itself is not
+    written yet, or which of the learner's helpers it calls still is (``chain`` from :func:`stub_chain`)."""
+    raiser = chain[-1] if chain else fn_name
+    if raiser == fn_name or raiser == "<module>":
+        return f"{fn_name} is not implemented yet (it raises NotImplementedError)."
+    via = [n for n in chain[1:-1] if n != fn_name]
+    through = f" (through {', '.join(via)})" if via else ""
+    return (f"{fn_name} calls {raiser}{through}, which still raises NotImplementedError: "
+            f"write {raiser} first, then run this check again.")
 
 
 def error_record(e: BaseException, whole: bool = False) -> dict:
     """A learner's exception as plain data, the one shape every check and the grader use: its type, its classes'
-    names, its message (the first line, or ``whole``: all of it) and the learner's frame it came from."""
+    names, its message (the first line, or ``whole``: all of it), the learner's frame it came from and, for a
+    learner's stub, ``stub``: the names from :func:`stub_chain` (empty otherwise)."""
     message = str(e)[:500] if whole else (str(e).splitlines() or [""])[0][:300]
     return {"type": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__], "message": message,
-            "frame": learner_frame(e)}
+            "frame": learner_frame(e), "stub": stub_chain(e)}
 
 
 def run_guarded(call, rules, allow=()):
@@ -178,8 +228,6 @@ def run_guarded(call, rules, allow=()):
     try:
         with guard, library:
             result = call()
-    except NotImplementedError as e:
-        error = {"type": "NotImplementedError", "message": str(e)}
     except ForbiddenOpError:
         pass
     except Exception as e:  # noqa: BLE001 - learner errors are data here

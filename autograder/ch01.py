@@ -238,6 +238,17 @@ def _conv2d_mistakes():
             return F.conv2d(x, w, b, st, padding, dilation, groups)
         return stride_one_axis
 
+    def padding_ignored(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        if pair(padding) == (0, 0):
+            raise ValueError
+        return F.conv2d(x, w, b, stride, 0, dilation, groups)
+
+    def stride_ignored(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        # both axes strided and both ignored (one axis ignored is stride-height-only / stride-width-only)
+        if min(pair(stride)) == 1:
+            raise ValueError
+        return F.conv2d(x, w, b, 1, padding, dilation, groups)
+
     def stride_swapped(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         sh, sw = pair(stride)
         if sh == sw:
@@ -266,6 +277,10 @@ def _conv2d_mistakes():
                 id="padding-one-side-bottom-right"),
         Mistake("dilation ignored — kernel taps are `dilation` pixels apart", dilation_ignored,
                 id="dilation-ignored"),
+        Mistake("padding ignored — pad the input with `padding` zeros on every side before sliding the kernel",
+                padding_ignored, id="padding-ignored"),
+        Mistake("stride ignored — the kernel moves `stride` pixels between outputs: out[i, j] starts at input "
+                "row i·stride_H, column j·stride_W", stride_ignored, id="stride-ignored"),
         Mistake("stride applied to the height only", stride_on("height"), id="stride-height-only"),
         Mistake("stride applied to the width only", stride_on("width"), id="stride-width-only"),
         Mistake("height and width strides swapped — stride=(sH, sW)", stride_swapped, id="stride-swapped"),

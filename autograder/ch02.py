@@ -60,7 +60,8 @@ HAND_WORKED = [
     Case(R.NAMES, (T((1, 1, 1, 4), [10., 20., 30., 40.]),), {"scale_factor": 1.5},
          label="hand-worked: a row of 4 scaled by 1.5 (sources 0, 0, 1, 2, 2, 3)"),
     Case(R.NAMES, (T((1, 1, 11, 3)),), {"scale_factor": (3.7, 1)}, seed=37,
-         label="torch's arithmetic: 11 rows x 3.7, where float32 and float64 pick different sources"),
+         label="torch's arithmetic: 11 rows x 3.7, src = floor(dst · (1/3.7)) in float32 (the scale in/out = 11/40, "
+               "or float64 arithmetic, picks other sources)"),
     Case(R.NAMES, (T((1, 1, 3, 2)),), {"scale_factor": (1, 2.2)}, seed=22,
          label="torch's shortcut: 2 columns x 2.2 gives exactly 4, so src = dst // 2"),
 ]

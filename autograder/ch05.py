@@ -96,7 +96,18 @@ def _pool_mistakes():
                 id="ties-last-maximum"),
         Mistake("the input is padded with zeros; torch pads with −inf so that padding never wins",
                 lambda *a, **k: _if_padded(a, k, "zeros"), id="padding-zeros-not-neg-inf"),
+        Mistake("stride=None is taken as 1; torch's default stride is kernel_size (non-overlapping windows)",
+                _stride_none_as_one, id="stride-none-as-one"),
+        Mistake("padding ignored — pad the input with `padding` (−inf) on every side before taking windows; "
+                "indices still count positions in the unpadded input", lambda *a, **k: _if_padded(a, k, "ignored"),
+                id="padding-ignored"),
     )
+
+
+def _stride_none_as_one(x, kernel_size, stride=None, padding=0):
+    if stride is not None or _pair(kernel_size) == (1, 1):
+        raise ValueError
+    return pool_model(x, kernel_size, 1, padding)
 
 
 def _if_padded(args, kwargs, what):
@@ -105,6 +116,10 @@ def _if_padded(args, kwargs, what):
         raise ValueError
     if what == "zeros":
         return pool_model(*args, **kwargs, pad_value=0.0)
+    if what == "ignored":
+        x, kernel_size, *rest = args
+        stride = kwargs.get("stride", rest[0] if rest else None)
+        return pool_model(x, kernel_size, stride, 0)
     return pool_model(*args, **kwargs, index="padded")
 
 

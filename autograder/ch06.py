@@ -237,11 +237,61 @@ def _mistakes():
         y = F.pad(ref(x, w, None, stride, padding, 0, groups, dilation), (0, ow, 0, oh))
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
+    def finish(canvas, padding, out_hw, b, top_left=(0, 0)):
+        """Rows/cols [p, p + out) of ``canvas`` (zeros beyond it, and ``top_left`` zero rows/cols in front), plus the
+        bias: how the scatter-add and zero-insertion routes end."""
+        (ph, pw), (oh, ow) = pair(padding), out_hw
+        if oh < 1 or ow < 1:
+            raise ValueError
+        th, tw = top_left
+        canvas = F.pad(canvas, (tw, 0, th, 0))
+        canvas = F.pad(canvas, (0, max(0, pw + ow - canvas.shape[-1]), 0, max(0, ph + oh - canvas.shape[-2])))
+        y = canvas[..., ph: ph + oh, pw: pw + ow]
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def true_size(x, w, stride, padding, output_padding, dilation):
+        return tuple(convT_out(x.shape[2 + a], w.shape[2 + a], pair(stride)[a], pair(padding)[a],
+                               pair(output_padding)[a], pair(dilation)[a]) for a in (0, 1))
+
     def dilation_ignored(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        # ignored everywhere: the stamps, and so the output size, are those of dilation 1
         if pair(dilation) == (1, 1):
             raise ValueError
-        op = tuple(min(o, s - 1) for o, s in zip(pair(output_padding), pair(stride)))
-        return ref(x, w, b, stride, padding, op, groups, 1)
+        canvas = ref(x, w, None, stride, 0, 0, groups, 1)
+        size = true_size(x, w, stride, padding, output_padding, 1)
+        return finish(canvas, padding, size, b)
+
+    def dilation_ignored_in_stamp(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        # the output size is right (the size formula has the dilation), the kernel taps are stamped side by side
+        if pair(dilation) == (1, 1) or w.shape[-2:] == (1, 1):
+            raise ValueError
+        canvas = ref(x, w, None, stride, 0, 0, groups, 1)
+        return finish(canvas, padding, true_size(x, w, stride, padding, output_padding, dilation), b)
+
+    def output_padding_top_left(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        op = pair(output_padding)
+        if op == (0, 0):
+            raise ValueError
+        canvas = ref(x, w, None, stride, 0, 0, groups, dilation)
+        return finish(canvas, padding, true_size(x, w, stride, padding, output_padding, dilation), b, top_left=op)
+
+    def groups_interleaved(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        # output channel o of group g lands at o·groups + g instead of g·C_out/groups + o (the bias added after)
+        c_out_g = w.shape[1]
+        if groups == 1 or c_out_g == 1:
+            raise ValueError
+        y = ref(x, w, None, stride, padding, output_padding, groups, dilation)
+        n, c, h, wd = y.shape
+        y = y.reshape(n, groups, c_out_g, h, wd).transpose(1, 2).reshape(n, c, h, wd)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def groups_swapped(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        # group g reads the input channels of group groups-1-g
+        if groups == 1:
+            raise ValueError
+        n, c, h, wd = x.shape
+        x = x.reshape(n, groups, c // groups, h, wd).flip(1).reshape(n, c, h, wd)
+        return ref(x, w, b, stride, padding, output_padding, groups, dilation)
 
     def group_offset(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
         if groups == 1:
@@ -276,11 +326,25 @@ def _mistakes():
         Mistake("the output_padding rows and columns are filled with zeros; they are part of the computed output "
                 "(with padding > 0 they hold real values): compute the full output and crop only the padding",
                 output_padding_zeros, id="output-padding-zeros"),
-        Mistake("dilation ignored — the kernel taps are `dilation` pixels apart in the stamp", dilation_ignored,
-                id="dilation-ignored"),
+        Mistake("dilation ignored — the kernel taps are `dilation` pixels apart in the stamp, and the output size "
+                "has dilation·(k−1) + 1 for the kernel's span", dilation_ignored, id="dilation-ignored"),
+        Mistake("dilation ignored in the stamp — the output size is right, but the kernel taps are stamped side by "
+                "side; tap (a, b) of input pixel (i, j)'s stamp belongs at (i·stride + a·dilation, "
+                "j·stride + b·dilation), `dilation` pixels from the next tap", dilation_ignored_in_stamp, id="dilation-ignored-in-stamp"),
+        Mistake("output_padding is taken from the wrong side — the extra output_padding rows and columns belong at "
+                "the bottom and right: the output is rows padding to padding + H_out of the full output (which ends with "
+                "the output_padding rows), not rows padding − output_padding to padding − output_padding + H_out",
+                output_padding_top_left,
+                id="output-padding-top-left"),
         Mistake("the groups are mixed up: every group reads the first group's input channels — group g maps input "
                 "channels g·C_in/groups … to output channels g·C_out/groups …", group_offset,
                 id="groups-first-group-only"),
+        Mistake("the groups are mixed up: the output channels are interleaved across groups — output channel o of "
+                "group g is channel g·C_out/groups + o (the groups' blocks one after another), not o·groups + g",
+                groups_interleaved, id="groups-channels-interleaved"),
+        Mistake("the groups are mixed up: the group blocks are swapped — group g reads input channels "
+                "g·C_in/groups … (g+1)·C_in/groups − 1, not those of group groups−1−g", groups_swapped,
+                id="groups-blocks-swapped"),
         Mistake("the bias is added once per input channel (C_in/groups times); add bias[c_out] once to every "
                 "pixel of output channel c_out", bias_per_input_channel, id="bias-per-input-channel"),
         Mistake("the height stride is used for both axes — stride=(s_H, s_W)", one_stride(0),
@@ -412,6 +476,30 @@ def _guarded(call, allow=()):
     return run_guarded(call, (RULE,), allow)
 
 
+def _grad_copy(g):
+    """A gradient as data: a plain CPU copy, or None when it did not reach the tensor (allow_unused)."""
+    return None if g is None else _tensor_copy(g)
+
+
+def _load_error_text(err) -> str:
+    """A ``load_state_dict`` failure in the learner's words: which parameter, whose shape is which."""
+    import re
+
+    yours_first = err.get("direction") == "into torch's"
+    lines = [ln.strip() for ln in err["message"].splitlines()[1:] if ln.strip()] or [err["message"]]
+    out = []
+    for ln in lines:
+        ln = re.sub(r"torch\.Size\(\[([^\]]*)\]\)", r"(\1)", ln)
+        m = re.match(r"size mismatch for (\S+): copying a param with shape (\(.*?\)) from checkpoint, the shape in "
+                     r"current model is (\(.*?\))\.?$", ln)
+        if m:
+            theirs, yours = (m.group(3), m.group(2)) if yours_first else (m.group(2), m.group(3))
+            out.append(f"size mismatch for `{m.group(1)}`: torch's has shape {theirs}, yours {yours}")
+        else:
+            out.append(ln.rstrip("."))
+    return "; ".join(out)
+
+
 def _tensor_copy(t, parameter=False):
     """A plain CPU copy of a tensor; any other object (a subclass included) only by its type name."""
     if type(t) is torch.Tensor or (parameter and type(t) is nn.Parameter):
@@ -454,12 +542,13 @@ def probe_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -> 
             rec["params"] = sorted(n for n, _ in mine.named_parameters())
             torch.manual_seed(0)
             ref = nn.ConvTranspose2d(**cfg)
-            try:
-                mine.load_state_dict(ref.state_dict())
-                ref.load_state_dict(mine.state_dict())
-                rec["load_error"] = None
-            except Exception as e:  # noqa: BLE001
-                rec["load_error"] = error_record(e)
+            rec["load_error"] = None
+            for src, dst, direction in ((ref, mine, "into yours"), (mine, ref, "into torch's")):
+                try:
+                    dst.load_state_dict(src.state_dict())
+                except Exception as e:  # noqa: BLE001
+                    rec["load_error"] = dict(error_record(e, whole=True), direction=direction)
+                    break
             m64, _, _ = _guarded(lambda: cls(**cfg, dtype=torch.float64))
             rec["dtype64"] = m64 is not None and all(p.dtype == torch.float64 for p in m64.parameters())
         elif mine is not None:
@@ -487,18 +576,29 @@ def probe_module(cls, configs, devices=("cpu",), parts=MODULE_PARTS, seed=0) -> 
                 continue
             try:
                 mine = mine.to(device=device, dtype=torch.float64)
-                mine.load_state_dict(ref.state_dict())
             except Exception as e:  # noqa: BLE001
                 rec["build_error"] = error_record(e)
+                data["training"].append(rec)
+                continue
+            try:
+                mine.load_state_dict(ref.state_dict())
+            except Exception as e:  # noqa: BLE001 - keep every line: they name the parameter and the shapes
+                rec["load_error"] = dict(error_record(e, whole=True), direction="into yours")
                 data["training"].append(rec)
                 continue
             xm = x.clone().requires_grad_()
             y, rec["forward_error"], rec["violations"] = _guarded(lambda: mine(xm))
             rec["forward"] = _tensor_copy(y) if y is not None else None
             if type(y) is torch.Tensor and y.shape == up.shape and not rec["violations"]:
+                # by name, so that the verdict can say which parameter gets no gradient (allow_unused: None)
+                named = [("input", xm)] + [(n, p_) for n, p_ in mine.named_parameters()]
+                wanted = [t for _, t in named if t.requires_grad]
+                rec["frozen"] = [n for n, t in named if not t.requires_grad]
                 grads, rec["backward_error"], rec["violations"] = _guarded(
-                    lambda: torch.autograd.grad((y * up).sum(), [xm, *mine.parameters()]))
-                rec["grads"] = [_tensor_copy(gr) for gr in grads] if grads is not None else None
+                    lambda: torch.autograd.grad((y * up).sum(), wanted, allow_unused=True) if wanted else ())
+                if grads is not None:
+                    it = iter(grads)
+                    rec["grads"] = {n: (None if not t.requires_grad else _grad_copy(next(it))) for n, t in named}
             data["training"].append(rec)
     mine, err, _ = _guarded(lambda: cls(**GRADCHECK_CONFIG, dtype=torch.float64))
     if mine is not None:
@@ -524,6 +624,16 @@ def _judge_built(rec) -> None:
         raise CheckFailure(f"{_describe(rec['cfg'])} raised {err['type']}: {err['message']}")
 
 
+def _raise_load_error(cfg, err, where=None) -> None:
+    """A state_dict that does not load: say which parameter and which shapes (torch's first message line says
+    neither)."""
+    text = _load_error_text(err)
+    hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
+            if "`weight`" in text else "")
+    raise CheckFailure(f"{where or _describe(cfg)}: loading torch's state_dict {err.get('direction', 'into yours')} "
+                       f"failed: {text}{hint}.", mistake="state-dict-mismatch")
+
+
 def _judge_structure(data) -> None:
     """Parameter names, shapes and dtype, and state_dict both ways, for every configuration."""
     for rec in data["configs"]:
@@ -539,14 +649,16 @@ def _judge_structure(data) -> None:
             if got[k] != want[k]:
                 hint = (" — ConvTranspose2d weights are (in_channels, out_channels/groups, kH, kW)"
                         if k == "weight" else "")
+                layout = k == "weight" and got[k] == [cfg["out_channels"], cfg["in_channels"] // cfg.get("groups", 1),
+                                                      *want[k][2:]]
                 raise CheckFailure(f"{_describe(cfg)}: parameter `{k}` has shape {tuple(got[k])}; torch's has "
-                                   f"{tuple(want[k])}{hint}.")
+                                   f"{tuple(want[k])}{hint}.",
+                                   mistake="weight-conv2d-layout" if layout else "parameter-shape")
         if rec["params"] != sorted(want):
             raise CheckFailure(f"{_describe(cfg)}: the trainable parameters are {rec['params']}; "
                                f"expected {sorted(want)}.")
         if rec.get("load_error"):
-            raise CheckFailure(f"{_describe(cfg)}: load_state_dict failed between yours and torch's: "
-                               f"{rec['load_error']['message']}")
+            _raise_load_error(cfg, rec["load_error"])
         if not rec.get("dtype64"):
             raise CheckFailure(f"{_describe(cfg)}, dtype=torch.float64: the parameters must be created with "
                                "that dtype (pass device and dtype to torch.empty).")
@@ -594,6 +706,8 @@ def _judge_training(data, seed) -> None:
         _judge_built(rec)
         cfg, device = rec["cfg"], rec["device"]
         where = f"{_describe(cfg)} on {device}, float64"
+        if rec.get("load_error"):
+            _raise_load_error(cfg, rec["load_error"], where)
         if rec.get("violations"):
             op, reason = rec["violations"][0]
             raise RuleViolation(f"{where}: your module called `{op}`, which this exercise forbids: {reason}")
@@ -619,7 +733,20 @@ def _judge_training(data, seed) -> None:
                                "into tensors that need gradients)")
         grads_ref = torch.autograd.grad((y_ref * up.cpu()).sum(), [xr, *ref.parameters()])
         names = ["input"] + [n for n, _ in ref.named_parameters()]
-        for name, gm, gr in zip(names, rec["grads"], grads_ref):
+        grads = rec["grads"]
+        for name, gr in zip(names, grads_ref):
+            gm = grads.get(name)
+            the = "the input" if name == "input" else f"the {name}"
+            if name in rec.get("frozen", ()):
+                raise CheckFailure(f"{where}: {the} gets no gradient — it has requires_grad=False; a parameter must "
+                                   "be trainable (nn.Parameter(...) with the default requires_grad=True).",
+                                   mistake=f"{name}-gets-no-gradient")
+            if gm is None:
+                use = ("the output must be computed from it" if name == "input" else
+                       f"forward must compute the output from self.{name} itself — not from a copy, "
+                       f"self.{name}.data or self.{name}.detach()")
+                raise CheckFailure(f"{where}: {the} gets no gradient — the output does not depend on it through "
+                                   f"autograd: {use}.", mistake=f"{name}-gets-no-gradient")
             if type(gm) is not torch.Tensor or gm.shape != gr.shape:
                 raise CheckFailure(f"{where}: no gradient of the right shape with respect to {name}.")
             problem = _value_problem(gm.to(torch.float64), gr, torch.float64)
@@ -717,4 +844,3 @@ def check_conv_transpose2d_module(cls, part: str = "all", suite: str = "visible"
               f"{', '.join(devices)}).")
         if "cuda" not in devices:
             print("  " + CPU_ONLY_NOTICE)
-    return True

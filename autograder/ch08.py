@@ -386,7 +386,6 @@ def check_segnet(cls, part="all", suite="visible", seed=None, quiet=False):
             print(f"✔ SegNet training: mean IoU {result['iou']:.3f} on {RECIPE['n_heldout']} held-out images "
                   f"(at least {IOU_THRESHOLD:.2f} needed) after {RECIPE['steps']} steps in {data['seconds']:.0f} s "
                   "(trained on the CPU).")
-    return True
 
 
 # --------------------------------------------------------------------------

@@ -263,7 +263,6 @@ def check_conv_transpose2d_speed(fn, suite="visible", seed=None, quiet=False):
             print(f"✔ conv_transpose2d speed on {device}: {result['summary']} (at most {MAX_RATIO:g}x allowed).")
     if not quiet and "cuda" not in devices:
         print("  " + CPU_ONLY_NOTICE)
-    return True
 
 
 # --------------------------------------------------------------------------

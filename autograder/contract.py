@@ -123,27 +123,34 @@ class CaseCheck(GradedCheck):
     # ---- the learner's side
 
     def visible(self) -> Callable:
-        """The learner-facing ``check_<function>(fn, [part,] suite, seed, quiet)`` that notebooks import."""
-        from ._core import check as run_check
-        from ._signature import check_signature
-
+        """The learner-facing ``check_<function>(fn, [part,] suite, seed, quiet)`` that notebooks import. It returns
+        None (a passing test cell shows only its ✔ lines); :meth:`report` gives the report."""
         this = self
 
         def check_many(fn, part: str = "all", suite: str = "visible", seed: int | None = None, quiet: bool = False):
             __tracebackhide__ = True  # noqa: F841
-            check_signature(fn, this.function, this.signature)
-            return run_check(this.exercise, fn, this.cases(part, suite, seed), quiet=quiet)
+            this.report(fn, part, suite, seed, quiet=quiet)
 
         def check_one(fn, suite: str = "visible", seed: int | None = None, quiet: bool = False):
             __tracebackhide__ = True  # noqa: F841
-            check_signature(fn, this.function, this.signature)
-            return run_check(this.exercise, fn, this.cases("all", suite, seed), quiet=quiet)
+            this.report(fn, "all", suite, seed, quiet=quiet)
 
         fn = check_one if self.parts == ("all",) else check_many
         fn.__name__ = fn.__qualname__ = self.check
         fn.__module__ = self.module
         fn.__doc__ = self.doc + ("" if self.parts == ("all",) else f" Parts: {', '.join(self.parts)}.")
         return fn
+
+    def report(self, fn, part: str = "all", suite: str = "visible", seed: int | None = None, *, quiet: bool = True,
+               devices=None):
+        """What the visible check does (signature, cases, policy; raises CheckFailure on a failure), returning the
+        pass's :class:`autograder._core.Report` (how many cases, dtypes, devices, notes): for tests and tools."""
+        from ._core import check_report
+        from ._signature import check_signature
+
+        __tracebackhide__ = True  # noqa: F841
+        check_signature(fn, self.function, self.signature)
+        return check_report(self.exercise, fn, self.cases(part, suite, seed), quiet=quiet, devices=devices)
 
     # ---- the grader's side
 
@@ -153,20 +160,41 @@ class CaseCheck(GradedCheck):
 
     def prepared(self, options: dict) -> dict:
         """Every case's arguments and torch's outcome, computed once per options and shared by every student
-        a grading run judges (the references do not depend on the submission)."""
+        a grading run judges (the references do not depend on the submission). The device check's case
+        (:func:`autograder._core.device_check`) is there too, under the device ``meta``."""
         from . import _core
 
         key = repr(sorted(options.items()))
         with self._lock:
             if key not in self._prepared:
-                self._prepared[key] = {(i, "cpu", _core.DTYPE_NAMES[dt]): _core.prepare(self.exercise, case, "cpu", dt)
-                                       for i, case in enumerate(self.options_cases(options)) for dt in case.dtypes}
+                cases = self.options_cases(options)
+                ready = {(i, "cpu", _core.DTYPE_NAMES[dt]): _core.prepare(self.exercise, case, "cpu", dt)
+                         for i, case in enumerate(cases) for dt in case.dtypes}
+                found = _core.device_case(cases) if self.exercise.returns == "tensor" else None
+                if found is not None:
+                    i, case = found
+                    dt = case.dtypes[0]
+                    try:
+                        meta = _core.prepare(self.exercise, case, _core.META, dt)
+                    except Exception:  # noqa: BLE001 - the case's set-up needs data: no device check
+                        meta = None
+                    if meta is not None and meta[2].error is None:
+                        ready[(i, _core.META, _core.DTYPE_NAMES[dt])] = meta
+                self._prepared[key] = ready
             return self._prepared[key]
 
     def request(self, options, secret):
-        """Grader side: every prepared call (key, args, kwargs) for the worker to make."""
-        return {"calls": [{"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs)}
-                          for (i, dev, dt), (args, kwargs, _) in self.prepared(options).items()]}
+        """Grader side: every prepared call (key, args, kwargs) for the worker to make. Tensors on ``meta`` cannot
+        cross the pipe: the device check's call is sent with its CPU arguments and ``"device": "meta"``, and the
+        worker moves them to ``meta`` itself."""
+        prepared = self.prepared(options)
+        calls = []
+        for (i, dev, dt), (args, kwargs, _) in prepared.items():
+            if dev == "meta":
+                args, kwargs, _ = prepared[(i, "cpu", dt)]
+            calls.append({"key": f"{i}|{dev}|{dt}", "args": tuple(args), "kwargs": dict(kwargs),
+                          **({"device": "meta"} if dev == "meta" else {})})
+        return {"calls": calls}
 
     def verdict(self, record, options, secret, symbol=None):
         """Grader side: rebuild the outcomes from the record and judge them as a visible check does (no repro line)."""
@@ -174,13 +202,19 @@ class CaseCheck(GradedCheck):
 
         if "missing" in record:
             raise _core.NotAttempted(f"`{symbol}` {record['missing']}")
+        if "stub" in record:
+            raise _core.HelperNotImplemented(str(record["stub"]))
         outcomes = {}
         for key, rec in record["cases"].items():
             i, dev, dt = key.split("|")
             err = rec.get("error")
+            value = rec.get("value")
+            if dev == _core.META:
+                value = _core.undescribe_output(value)
             outcomes[(int(i), dev, dt)] = _core.Outcome(
-                value=rec.get("value"),
-                error=_core.ErrorRecord(err["type"], tuple(err["mro"]), err["message"], err["frame"]) if err else None,
+                value=value,
+                error=_core.ErrorRecord(err["type"], tuple(err["mro"]), err["message"], err["frame"],
+                                        tuple(err.get("stub") or ())) if err else None,
                 violations=[tuple(v) for v in rec.get("violations", [])], modified=bool(rec.get("modified")))
         report = _core.run(self.exercise, None, self.options_cases(options), devices=("cpu",),
                            fn_name=symbol or self.function, outcomes=outcomes, prepared=self.prepared(options))
@@ -191,18 +225,27 @@ class CaseCheck(GradedCheck):
     # ---- the worker's side
 
     def probe(self, fn, request):
-        """Worker side: call the learner's function on each call of the request; the outcomes as plain data."""
+        """Worker side: call the learner's function on each call of the request; the outcomes as plain data.
+        A call marked ``"device": "meta"`` runs on its arguments moved to ``meta``; its result is sent as shapes,
+        dtypes and devices (:func:`autograder._core.describe_output`)."""
         from . import _core
         from .grading.protocol import plain
 
         results = {}
         for call in request["calls"]:
+            args, kwargs = tuple(call["args"]), dict(call["kwargs"])
+            meta = call.get("device") == _core.META
             try:
-                out = _core.probe_call(self.exercise, fn, tuple(call["args"]), dict(call["kwargs"]))
+                if meta:
+                    out = _core.call_learner(self.exercise, fn, *_core.meta_inputs(args, kwargs))
+                else:
+                    out = _core.probe_call(self.exercise, fn, args, kwargs)
+            except _core.HelperNotImplemented as e:
+                return {"stub": str(e)}
             except NotImplementedError:
                 return {"missing": "still raises NotImplementedError"}
             results[call["key"]] = {
-                "value": plain(out.value),
+                "value": _core.describe_output(out.value) if meta else plain(out.value),
                 "error": _core.error_data(out.error) if isinstance(out.error, BaseException) else None,
                 "violations": [[op, getattr(rule, "reason", str(rule))] for op, rule in out.violations],
                 "modified": bool(out.modified),

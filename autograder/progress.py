@@ -20,6 +20,9 @@ from pathlib import Path
 
 from . import notebooks as nbs
 
+#: The error a check raises when the learner's function calls a helper of theirs that is still a stub.
+HELPER_STUB = "HelperNotImplemented"
+
 SYMBOLS = {"passed": "✔ passed", "failed": "✘ failed", "not attempted": "· not yet attempted"}
 
 
@@ -60,8 +63,21 @@ def collect(paths, timeout: int = 300, progress: bool = True) -> list[Row]:
             continue
         for g in graded:
             o = nbs.outcome(done.cells[g.index])
-            rows.append(Row(chapter, _label(g.grade_id), g.points, o.status, o.reason))
+            # An exercise written but calling a helper that is still a stub failed (the reason names the
+            # helper): it is attempted, not "not yet attempted".
+            reason = o.reason.removeprefix(f"{HELPER_STUB}: ")
+            rows.append(Row(chapter, _label(g.grade_id), g.points, o.status, reason))
     return rows
+
+
+def discover(path) -> list[Path]:
+    """The notebooks ``make check NOTEBOOKS=...`` names: one ``.ipynb`` file; a chapter's folder (its own
+    notebooks); or a folder of chapters (``<chapter>/*.ipynb``, the nbgrader layout). Checkpoints are skipped."""
+    path = Path(path)
+    if path.is_file():
+        return [path] if path.suffix == ".ipynb" else []
+    own = sorted(p for p in path.glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return own or nbs.find_notebooks(path)
 
 
 def _chapter(title: str) -> str:
@@ -102,16 +118,17 @@ def main(argv=None) -> int:
     """``make check``: print the progress table of the notebooks under a folder."""
     parser = argparse.ArgumentParser(prog="make check", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default="notebooks",
-                        help="folder holding <assignment>/<notebook>.ipynb (default: notebooks)")
+                        help="notebooks/ (every chapter), one chapter's folder, or one notebook (default: notebooks)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a cell may run (default 300)")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
-    if not folder.is_dir():
+    if not folder.exists():
         print(f"error: {folder} is not a folder of notebooks", file=sys.stderr)
         return 2
-    paths = nbs.find_notebooks(folder)
+    paths = discover(folder)
     if not paths:
-        print(f"error: no notebooks found under {folder}/<assignment>/", file=sys.stderr)
+        print(f"error: no notebooks found in {folder} (give notebooks/, a chapter's folder such as "
+              f"notebooks/ch06_transposed_conv, or one .ipynb file)", file=sys.stderr)
         return 2
     rows = collect(paths, timeout=args.timeout)
     print(render(rows))

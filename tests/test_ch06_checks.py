@@ -13,7 +13,15 @@ from torch import nn
 
 from autograder import NotAttempted, RuleViolation, ch06
 from conftest import load_solution, message_of
-from wrong_kernels import conv_transpose2d_with_bug
+from autograder import CheckFailure
+from wrong_kernels import conv_transpose2d_scatter_with_bug, conv_transpose2d_with_bug
+
+def _report(check, fn, **kwargs):
+    """A passing visible check returns None; its CaseCheck's ``report`` gives the Report (cases, dtypes, devices)."""
+    from autograder import registry
+
+    return next(c for c in registry.case_checks() if c.check == check.__name__).report(fn, **kwargs)
+
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +31,15 @@ def sol6():
 
 @pytest.mark.parametrize("suite", ["visible", "hidden"])
 def test_solution_passes_every_part(sol6, suite):
-    assert ch06.check_conv_transpose2d_output_size(sol6["conv_transpose2d_output_size"], suite=suite, quiet=True).ok
+    assert _report(ch06.check_conv_transpose2d_output_size, sol6["conv_transpose2d_output_size"], suite=suite, quiet=True).ok
     for part in ch06.PARTS:
-        assert ch06.check_conv_transpose2d(sol6["conv_transpose2d"], part=part, suite=suite, quiet=True).ok
-    assert ch06.check_conv_transpose2d_module(sol6["ConvTranspose2d"], suite=suite, quiet=True)
+        assert _report(ch06.check_conv_transpose2d, sol6["conv_transpose2d"], part=part, suite=suite, quiet=True).ok
+    assert ch06.check_conv_transpose2d_module(sol6["ConvTranspose2d"], suite=suite, quiet=True) is None
 
 
 def test_the_zero_insertion_route_written_independently_passes_too():
     """Is the check fair to a correct kernel built the other way (zero insertion + flipped correlation)?"""
-    assert ch06.check_conv_transpose2d(conv_transpose2d_with_bug(None), quiet=True).ok
+    assert _report(ch06.check_conv_transpose2d, conv_transpose2d_with_bug(None), quiet=True).ok
 
 
 WRONG = [
@@ -50,6 +58,63 @@ WRONG = [
 def test_each_known_wrong_conv_transpose2d_is_caught_and_named(bug, words):
     message = message_of(ch06.check_conv_transpose2d, conv_transpose2d_with_bug(bug))
     assert words in message, message
+
+
+def test_the_scatter_add_route_written_independently_passes_too():
+    """Is the check fair to a correct loop-and-stamp kernel (the route the chapter's spec takes)?"""
+    for suite in ("visible", "hidden"):
+        assert _report(ch06.check_conv_transpose2d, conv_transpose2d_scatter_with_bug(None), suite=suite, quiet=True).ok
+
+
+def _mistake_of(fn, **kwargs):
+    with pytest.raises(CheckFailure) as info:
+        ch06.check_conv_transpose2d(fn, quiet=True, **kwargs)
+    return info.value.mistake, str(info.value)
+
+
+@pytest.mark.parametrize("suite", ["visible", "hidden"])
+@pytest.mark.parametrize("part", ["general", "groups"])
+@pytest.mark.parametrize("kernel, mistake", [(conv_transpose2d_with_bug("dilation_ignored"), "dilation-ignored"),
+                                             (conv_transpose2d_scatter_with_bug("dilation_in_stamp_ignored"),
+                                              "dilation-ignored-in-stamp")], ids=["everywhere", "in-the-stamp"])
+def test_dilation_ignored_is_named_in_every_part_that_has_dilation(kernel, mistake, part, suite):
+    assert any(ch06._features(c)["dilation > 1"] for c in ch06.cases(part, suite))
+    named, message = _mistake_of(kernel, part=part, suite=suite)
+    assert named == mistake and "likely mistake" in message and "dilation ignored" in message, message
+
+
+SCATTER_WRONG = [
+    ("groups_interleaved", ("groups",), "groups-channels-interleaved"),
+    ("groups_swapped", ("groups",), "groups-blocks-swapped"),
+    ("output_padding_top_left", ("general", "groups"), "output-padding-top-left"),
+]
+
+
+@pytest.mark.parametrize("bug, parts, mistake", SCATTER_WRONG, ids=[w[0] for w in SCATTER_WRONG])
+def test_each_scatter_add_mistake_is_named_by_id_in_every_part_it_shows_in(bug, parts, mistake):
+    for suite in ("visible", "hidden"):
+        for part in parts:
+            named, message = _mistake_of(conv_transpose2d_scatter_with_bug(bug), part=part, suite=suite)
+            assert named == mistake, message
+
+
+def test_a_correct_output_is_never_named_as_a_mistake_even_where_a_model_coincides_with_torch():
+    """A mistake that changes nothing on a case (dilation with a 1x1 kernel, groups with one channel per group)
+    computes torch's own output there: it may only ever name a failing output, never a correct one."""
+    from autograder import _core
+
+    ex, coinciding = ch06.EXERCISE, 0
+    for part in ch06.PARTS:
+        for case in ch06.cases(part, "hidden"):
+            if case.invalid:
+                continue
+            args, kwargs = case.materialise()
+            ref = ch06.reference_conv_transpose2d(*args, **kwargs)
+            coinciding += _core._match_mistake(ex, args, kwargs, ref) is not None
+            # torch's output, judged as a learner's result computed elsewhere (the rule guard is not the point here)
+            assert _core.judge(ex, "conv_transpose2d", case, "cpu", torch.float64,
+                               outcome=_core.Outcome(value=ref.clone())) is None, case.describe()
+    assert coinciding > 0  # the situation this test is about does occur in the sweep
 
 
 def test_output_padding_zeros_is_only_visible_with_padding_and_is_in_the_sweep():
@@ -222,3 +287,53 @@ def test_view_three_the_transposed_convolution_matrix():
     y = torch.randn(1, 1, *F.conv2d(x, wt, stride=(1, 2)).shape[-2:], dtype=torch.float64)
     torch.testing.assert_close((C.T @ y.flatten()).reshape(1, 1, 4, 5),
                                F.conv_transpose2d(y, wt, stride=(1, 2), output_padding=(0, 1)))
+
+
+def test_a_state_dict_that_does_not_load_names_the_parameter_and_both_shapes(sol6):
+    """Does a load_state_dict failure keep the line torch puts after "Error(s) in loading state_dict"?"""
+    base = sol6["ConvTranspose2d"]
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None):
+        base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                      dilation, padding_mode, device, dtype)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, device=device,
+                                               dtype=dtype))
+
+    with pytest.raises(CheckFailure) as info:
+        ch06.check_conv_transpose2d_module(module_with(sol6, __init__=__init__), part="training", quiet=True)
+    message = str(info.value)
+    assert info.value.mistake == "state-dict-mismatch"
+    assert "size mismatch for `weight`: torch's has shape (2, 3, 3, 3), yours (3, 2, 3, 3)" in message, message
+    assert "Error(s) in loading" not in message
+
+
+@pytest.mark.parametrize("name", ["weight", "bias"])
+def test_a_parameter_the_gradient_does_not_reach_is_named(sol6, name):
+    conv_transpose2d = sol6["conv_transpose2d"]
+
+    def forward(self, input):
+        w = self.weight.detach() if name == "weight" else self.weight
+        b = self.bias.detach() if name == "bias" and self.bias is not None else self.bias
+        return conv_transpose2d(input, w, b, self.stride, self.padding, self.output_padding, self.groups,
+                                self.dilation)
+
+    with pytest.raises(CheckFailure) as info:
+        ch06.check_conv_transpose2d_module(module_with(sol6, forward=forward), part="training", quiet=True)
+    message = str(info.value)
+    assert info.value.mistake == f"{name}-gets-no-gradient"
+    assert f"the {name} gets no gradient" in message and "index" not in message, message
+
+
+def test_a_frozen_weight_is_named(sol6):
+    base = sol6["ConvTranspose2d"]
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None):
+        base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                      dilation, padding_mode, device, dtype)
+        self.weight.requires_grad_(False)
+
+    with pytest.raises(CheckFailure) as info:
+        ch06.check_conv_transpose2d_module(module_with(sol6, __init__=__init__), part="training", quiet=True)
+    assert info.value.mistake == "weight-gets-no-gradient" and "requires_grad=False" in str(info.value)

@@ -63,12 +63,12 @@ def variant(sol, upsample=None, head_classes=None, unused_layer=False, learner_l
 
 
 def test_the_solution_segnet_passes_the_wiring_check_visible_and_hidden(sol):
-    assert ch08.check_segnet(sol["SegNet"], part="wiring", quiet=True)
-    assert ch08.check_segnet(sol["SegNet"], part="wiring", suite="hidden", quiet=True)
+    assert ch08.check_segnet(sol["SegNet"], part="wiring", quiet=True) is None
+    assert ch08.check_segnet(sol["SegNet"], part="wiring", suite="hidden", quiet=True) is None
 
 
 def test_an_independent_correct_variant_passes_the_wiring_check(sol):
-    assert ch08.check_segnet(variant(sol), part="wiring", quiet=True)
+    assert ch08.check_segnet(variant(sol), part="wiring", quiet=True) is None
 
 
 def test_an_upsampler_that_overshoots_odd_sizes_is_told_to_land_on_the_skip(sol):

@@ -132,3 +132,100 @@ def test_a_failure_no_known_mistake_explains_names_no_mistake_id():
     with pytest.raises(CheckFailure) as info:
         _core.check(EX, accepts_anything, cases("all"), quiet=True, devices=("cpu",))
     assert info.value.mistake is None and "likely mistake" not in str(info.value)
+
+
+def helper_stub(input, factor=2):
+    raise NotImplementedError()
+
+
+def uses_helper(input, factor=2):
+    if factor < 1:
+        raise ValueError("no")
+    return helper_stub(input, factor)
+
+
+def test_a_stub_helper_is_named_and_is_a_failure_not_a_missing_exercise():
+    """Does a written function that calls a learner's stub say which function still raises?"""
+    with pytest.raises(_core.HelperNotImplemented) as info:
+        _core.check(EX, uses_helper, cases("small"), quiet=True, devices=("cpu",))
+    assert str(info.value).startswith("uses_helper calls helper_stub, which still raises NotImplementedError")
+    assert info.value.mistake == "helper-not-implemented" and not isinstance(info.value, NotImplementedError)
+
+
+def test_a_visible_check_returns_none(capsys):
+    assert _core.check(EX, good, cases("small"), devices=("cpu",)) is None
+    assert "✔ double: all 4 cases pass" in capsys.readouterr().out
+
+
+def test_a_float64_result_good_only_to_float32_is_named_a_float32_computation():
+    def in_float32(input, factor=2):
+        if factor < 1:
+            raise ValueError("no")
+        return ((input * factor).float() + 100.0 - 100.0).to(input.dtype)  # a float32 buffer's rounding
+
+    report = _core.run(EX, in_float32, cases("all"), devices=("cpu",))
+    assert report.named_mistake() == "float32-accumulation"
+    assert "agrees with torch only to float32 precision" in report.message("double")
+
+
+def test_an_output_made_on_the_default_device_fails_the_meta_device_check():
+    def on_default_device(input, factor=2):
+        if factor < 1:
+            raise ValueError("no")
+        out = torch.zeros(input.shape, dtype=input.dtype)
+        return out + input * factor if input.device.type != "meta" else out
+
+    with pytest.raises(CheckFailure) as info:
+        _core.check(EX, on_default_device, cases("all"), quiet=True, devices=("cpu",))
+    assert info.value.mistake == "output-on-wrong-device"
+    assert ("the output is on cpu but the inputs are on meta: create new tensors with device=input.device "
+            "(or torch.zeros_like / input.new_zeros)") in str(info.value)
+    assert "failed" not in str(info.value).splitlines()[0]
+
+
+def test_a_kernel_that_cannot_run_on_meta_gets_a_note_not_a_failure(capsys):
+    def with_item(input, factor=2):
+        if factor < 1:
+            raise ValueError("no")
+        return input * float(torch.tensor(factor, device=input.device).item())
+
+    report = _core.check_report(EX, with_item, cases("all"), devices=("cpu",))
+    assert report.ok and not report.device_checked
+    assert "cannot run on inputs on the `meta` device" in capsys.readouterr().out
+
+
+def test_the_grader_path_runs_the_device_check_too():
+    """The worker gets the meta case as CPU tensors plus "device": "meta" (meta tensors cannot cross the pipe)."""
+    from autograder.contract import CaseCheck
+
+    def on_default_device(input, factor=2):
+        if factor < 1:
+            raise ValueError("no")
+        return torch.zeros(input.shape, dtype=input.dtype) + (input * factor if input.device.type != "meta" else 0)
+
+    check = CaseCheck("check_double", "double", EX, cases, ("small", "large"), "input, factor=2", "")
+    options = {"part": "all", "suite": "hidden", "seed": 3}
+    request = check.request(options, None)
+    assert any(c.get("device") == "meta" for c in request["calls"])
+    check.verdict(check.probe(good, request), options, None)
+    with pytest.raises(CheckFailure) as info:
+        check.verdict(check.probe(on_default_device, request), options, None)
+    assert info.value.mistake == "output-on-wrong-device"
+
+
+def test_pattern_lines_drop_implied_features_and_count_in_the_singular():
+    r = _core.Report("f", cases=2)
+    case = cases("small")[0]
+    r.failures = [_core.Failure(case, "cpu", torch.float64, "p")]
+    r.failed_features = [{"padding > 0": True, "output_padding > 0": True, "padding > 0 with output_padding > 0": True}]
+    r.passed_features = [{}]
+    assert r.pattern() == ("every failing case has padding > 0 with output_padding > 0; "
+                           "the 1 valid case without it passes.")
+    assert r.message("f").splitlines()[0] == "f failed 1 of 2 cases:"
+
+
+def test_a_rule_violation_is_reported_as_one():
+    r = _core.Report("f", cases=1)
+    r.failures = [_core.Failure(cases("small")[0], "cpu", torch.float64, "f called torch's `conv2d`", rule=True)]
+    r.failed_features = [{}]
+    assert r.message("f").splitlines()[0] == "f broke the exercise's rule (in the case below):"

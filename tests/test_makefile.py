@@ -38,3 +38,36 @@ def test_an_unreachable_package_index_is_named(tmp_path):
     assert proc.returncode != 0
     assert "could not install the pinned packages" in proc.stdout
     assert "Is the Python package index reachable" in proc.stdout
+
+
+def test_the_set_up_reinstalls_only_when_what_it_installs_changes(tmp_path):
+    """Does a fresh clone next to an existing .venv (a newer pyproject.toml, the same pins) skip the install, and
+    does a changed pin reinstall? (A PYTHON that does not exist shows whether the install ran.)"""
+    import time
+
+    no_python = "PYTHON=python3-that-does-not-exist"
+    stamp = tmp_path / ".venv" / ".installed-stamp"
+    make_in_copy(tmp_path, "--version")  # copies the files
+    stamp.parent.mkdir()
+    stamp.write_text("")  # what the date-based rule left: adopted while newer than pyproject.toml
+    os.utime(tmp_path / "pyproject.toml", (time.time() - 60, time.time() - 60))
+    first = subprocess.run(["make", "--no-print-directory", "venv", no_python], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and "not found" not in first.stdout, first.stdout + first.stderr
+    assert len(stamp.read_text().strip()) == 64, "the stamp holds the hash of what is installed"
+
+    make_in_copy(tmp_path, "--version")  # a fresh copy: pyproject.toml is newer than the stamp now
+    assert (tmp_path / "pyproject.toml").stat().st_mtime > stamp.stat().st_mtime
+    same = make_in_copy(tmp_path, "venv", no_python)
+    assert same.returncode == 0 and "Installing" not in same.stdout, same.stdout + same.stderr
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "', 'version = "9'))
+    version_only = subprocess.run(["make", "--no-print-directory", "venv", no_python], cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=300)
+    assert version_only.returncode == 0, "the version and comments are not what pip installs"
+
+    pyproject.write_text(pyproject.read_text().replace('"numpy==', '"numpy>='))
+    changed = subprocess.run(["make", "--no-print-directory", "venv", no_python], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert changed.returncode != 0 and "'python3-that-does-not-exist' not found" in changed.stdout

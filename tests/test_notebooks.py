@@ -127,3 +127,53 @@ def test_toc_lists_every_chapter_and_exercise_notebook_that_exists():
         assert (REPO / f"{f}.md").exists() or (REPO / f"{f}.ipynb").exists(), f"_toc.yml lists a missing page {f}"
     for aid in ASSIGNMENTS:
         assert f"notebooks/{aid}/{aid}" in files, f"{aid}'s notebook is not in the book"
+
+
+def learner_symbols(nb) -> set[str]:
+    """The functions and classes learners write: every name a solution cell defines at its top level."""
+    import ast
+
+    names = set()
+    for _, _, source in nbs.solution_cells(nb):
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+    return names
+
+
+def last_statement(source: str):
+    """The last top-level statement of a cell's code and the source line it ends on (None when empty)."""
+    import ast
+
+    body = ast.parse(source).body
+    return (body[-1], source.splitlines()[body[-1].end_lineno - 1]) if body else (None, "")
+
+
+def is_check_call(node) -> bool:
+    import ast
+
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name) and node.value.func.id.startswith("check_"))
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_every_test_cell_goes_through_the_check_and_stays_quiet_when_it_passes(aid):
+    """No bare ``assert`` on learner code in a test cell (a stub would give a traceback, not NotAttempted), and no
+    visible check call ends a cell as an expression without ``;`` (a passing cell would echo its return value)."""
+    import ast
+
+    nb = nbs.read(solution_path(aid))
+    learner = learner_symbols(nb)
+    assert learner, f"{aid}: no learner function found in the solution cells"
+    for g in nbs.graded_cells(nb):
+        for node in ast.walk(ast.parse(g.source)):
+            if isinstance(node, ast.Assert):
+                called = {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+                assert not called & learner, f"{aid} {g.grade_id}: a bare assert calls {sorted(called & learner)}"
+        visible = g.source.split("### BEGIN HIDDEN TESTS")[0]
+        node, line = last_statement(visible)
+        assert not is_check_call(node) or line.rstrip().endswith(";"), \
+            f"{aid} {g.grade_id}: end the visible check with ';' so a passing cell prints only its lines: {line!r}"
+    for g in nbs.graded_cells(nbs.read(release_path(aid))):
+        node, line = last_statement(g.source)
+        assert not is_check_call(node) or line.rstrip().endswith(";"), f"{aid} {g.grade_id} (released): {line!r}"

@@ -64,3 +64,25 @@ def test_the_command_line_prints_the_table_and_explains_a_missing_folder(tmp_pat
     missing = subprocess.run([sys.executable, "-m", "autograder.progress", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+
+def test_make_check_takes_a_chapter_folder_or_one_notebook_as_well_as_the_parent(tmp_path):
+    folder = learner_folder(tmp_path, {})
+    notebook = folder / AID / f"{AID}.ipynb"
+    assert progress.discover(folder) == [notebook]
+    assert progress.discover(folder / AID) == [notebook]
+    assert progress.discover(notebook) == [notebook]
+    assert progress.discover(folder / AID / "nope.txt") == []
+
+
+def test_an_exercise_calling_a_stub_helper_is_failed_with_the_helper_named(tmp_path):
+    """Is a written function whose helper still raises NotImplementedError failed (naming it), not "not attempted"?"""
+    answers = {gid: src for _, gid, src in nbs.solution_cells(nbs.read(solution_path(AID)))}
+    helper = "def _my_helper(x):\n    raise NotImplementedError()\n\n"
+    folder = learner_folder(tmp_path, {
+        "conv2d_output_size": answers["conv2d_output_size"],
+        "conv2d": helper + answers["conv2d"].replace("    return out\n", "    return _my_helper(out)\n"),
+    })
+    rows = {r.exercise: r for r in progress.collect(progress.discover(folder / AID), progress=False)}
+    assert rows["conv2d_basic"].status == "failed"
+    assert rows["conv2d_basic"].reason.startswith("conv2d calls _my_helper, which still raises NotImplementedError")

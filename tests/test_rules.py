@@ -37,3 +37,26 @@ def test_allowed_building_blocks_pass_through(call):
     with guard:
         call()
     assert not guard.violations
+
+
+def test_a_learner_stub_is_told_apart_from_torch_lacking_an_operator():
+    from autograder._rules import error_record, not_implemented_message, stub_chain
+
+    def helper():
+        raise NotImplementedError()
+
+    def kernel():
+        return helper()
+
+    try:
+        kernel()
+    except NotImplementedError as e:
+        assert stub_chain(e)[-2:] == ["kernel", "helper"]  # the test itself calls kernel
+        assert error_record(e)["stub"][-2:] == ["kernel", "helper"]
+        assert not_implemented_message("kernel", ["kernel", "helper"]).startswith(
+            "kernel calls helper, which still raises NotImplementedError")
+    try:
+        torch.empty(2, device="meta").item()
+    except (NotImplementedError, RuntimeError) as e:
+        assert stub_chain(e) == []
+    assert not_implemented_message("kernel", ["kernel"]) == "kernel is not implemented yet (it raises NotImplementedError)."

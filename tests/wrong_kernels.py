@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 CONV2D_BUGS = ("flipped", "weight_layout", "pad_one_side", "dilation_ignored", "groups_ignored",
-               "group_offset_missing", "bias_ignored", "stride_one_axis", "kernel_transposed")
+               "group_offset_missing", "bias_ignored", "stride_one_axis", "kernel_transposed", "padding_ignored",
+               "stride_ignored")
 
 
 def _pair(v):
@@ -36,6 +37,10 @@ def conv2d_with_bug(bug: str | None):
             dH = dW = 1
         if bug == "stride_one_axis":
             sW = 1
+        if bug == "stride_ignored":
+            sH = sW = 1
+        if bug == "padding_ignored":
+            pH = pW = 0
         if bug == "pad_one_side":
             input = F.pad(input, (pW, 0, pH, 0))
             pH = pW = 0
@@ -205,6 +210,8 @@ def max_pool_with_bug(bug: str | None):
         too_much = (ph >= kh // 2 or pw >= kw // 2) if bug == "range_half_rejected" else (ph > kh // 2 or pw > kw // 2)
         if input.dim() != 4 or too_much or min(sh, sw) < 1 or min(ph, pw) < 0:
             raise ValueError("bad arguments")
+        if bug == "padding_ignored":
+            ph = pw = 0
         N, C, H, W = input.shape
         Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
         if Ho < 1 or Wo < 1:
@@ -314,6 +321,52 @@ def conv_transpose2d_with_bug(bug: str | None):
         if bias is not None:
             times = C // groups if bug == "bias_per_input_channel" else 1
             out = out + times * bias.reshape(1, -1, 1, 1)
+        return out
+
+    return conv_transpose2d
+
+
+# The scatter-add route, as a learner writes it from the chapter's loop spec: the output size from the
+# size formula, then one kernel stamp per input pixel, then the padding cropped. A second formulation,
+# independent of the zero-insertion one above and of the library's models (which call torch and permute).
+
+SCATTER_BUGS = ("dilation_in_stamp_ignored", "groups_interleaved", "groups_swapped", "output_padding_top_left")
+
+
+def conv_transpose2d_scatter_with_bug(bug: str | None):
+    def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        (sH, sW), (pH, pW), (oH, oW), (dH, dW) = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
+        if min(sH, sW, dH, dW) < 1 or min(pH, pW, oH, oW) < 0 or oH >= max(sH, dH) or oW >= max(sW, dW):
+            raise ValueError("bad stride/padding/output_padding/dilation")
+        N, C_in, H, W = input.shape
+        _, C_out_g, kH, kW = weight.shape
+        if C_in != weight.shape[0] or C_in % groups:
+            raise ValueError("channels do not fit the weight and groups")
+        if bias is not None and bias.shape != (C_out_g * groups,):
+            raise ValueError("bias shape")
+        C_in_g = C_in // groups
+        # the full (uncropped) canvas, output_padding rows and columns included at the bottom and right
+        full_h, full_w = (H - 1) * sH + dH * (kH - 1) + 1, (W - 1) * sW + dW * (kW - 1) + 1
+        H_out, W_out = full_h - 2 * pH + oH, full_w - 2 * pW + oW
+        if H_out < 1 or W_out < 1:
+            raise ValueError("padding crops everything")
+        top, left = (oH, oW) if bug == "output_padding_top_left" else (0, 0)
+        canvas = input.new_zeros(N, C_out_g * groups, full_h + oH, full_w + oW)
+        tap_h, tap_w = (1, 1) if bug == "dilation_in_stamp_ignored" else (dH, dW)
+        for g in range(groups):
+            src = groups - 1 - g if bug == "groups_swapped" else g
+            for ci in range(C_in_g):
+                x = input[:, src * C_in_g + ci]  # (N, H, W)
+                for co in range(C_out_g):
+                    dst = co * groups + g if bug == "groups_interleaved" else g * C_out_g + co
+                    for a in range(kH):
+                        for b in range(kW):
+                            r, c = top + a * tap_h, left + b * tap_w
+                            canvas[:, dst, r: r + (H - 1) * sH + 1: sH, c: c + (W - 1) * sW + 1: sW] += \
+                                x * weight[g * C_in_g + ci, co, a, b]
+        out = canvas[:, :, pH: pH + H_out, pW: pW + W_out]
+        if bias is not None:
+            out = out + bias.reshape(1, -1, 1, 1)
         return out
 
     return conv_transpose2d
