@@ -19,7 +19,7 @@ from torch import nn
 
 from ._arith import convT_out, diagnose_convT_axis, pair
 from .contract import BenchShape, CaseCheck, GradedCheck, bench_inputs, module_check_prologue
-from ._core import (CPU_ONLY_NOTICE, policy_check, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
+from ._core import (CPU_ONLY_NOTICE, policy_check, stub_error, case_generator, Case, CheckFailure, Exercise, Mistake, NotAttempted, RuleViolation, T,
                     available_devices)
 from ._rules import CONVOLUTION_OPS, Rule, error_record, run_guarded, warm_up
 
@@ -713,7 +713,8 @@ def _judge_training(data, seed) -> None:
             raise RuleViolation(f"{where}: your module called `{op}`, which this exercise forbids: {reason}")
         err = rec.get("forward_error")
         if err and err["type"] == "NotImplementedError":
-            raise NotAttempted("ConvTranspose2d.forward is not implemented yet (it raises NotImplementedError).")
+            # the forward itself, or a function of the learner's it calls (their conv_transpose2d, say): named
+            raise stub_error("forward", err.get("stub") or (), "ConvTranspose2d.forward")
         if err:
             raise CheckFailure(f"{where}: forward raised {err['type']}: {err['message']}")
         ref, x, up = _inputs(cfg, "cpu", seed)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, available_devices
+from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, stub_error, NotAttempted, RuleViolation, available_devices
 from ._rules import Rule, error_record, run_guarded, warm_up
 from .contract import GradedCheck, module_check_prologue
 
@@ -231,8 +231,11 @@ def verdict_wiring(data, sizes=WIRING_SIZES, where="cpu") -> None:
             if out["error"]:
                 e = out["error"]
                 if e["type"] == "NotImplementedError":
-                    raise NotAttempted(f"{case}: forward raised NotImplementedError — "
-                                       "paste your Chapter 6 conv_transpose2d and ConvTranspose2d, and write forward.")
+                    failure = stub_error("forward", e.get("stub") or (), "SegNet.forward")
+                    if isinstance(failure, NotAttempted):
+                        raise NotAttempted(f"{case}: forward raised NotImplementedError — paste your Chapter 6 "
+                                           "conv_transpose2d and ConvTranspose2d, and write forward.")
+                    raise failure
                 hint = ""
                 if "size" in e["message"].lower() or "match" in e["message"].lower():
                     hint = (" — an upsampled map and its skip connection disagree in size: for an odd size, a "

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ._arith import pair
-from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, NotAttempted, RuleViolation, _value_problem, available_devices
+from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, stub_error, RuleViolation, _value_problem, available_devices
 from ._rules import run_guarded, warm_up
 from ._signature import check_signature
 from .timing import alternate, median_ratio
@@ -213,7 +213,7 @@ def verdict_speed(data, seed=0) -> dict:
     where = f"at the reference shape {describe_reference()} on {data.get('device', 'cpu')}"
     err = data.get("error")
     if err and err["type"] == "NotImplementedError":
-        raise NotAttempted("conv_transpose2d is not implemented yet (it raises NotImplementedError).")
+        raise stub_error("conv_transpose2d", err.get("stub") or ())
     if data.get("violations"):
         op, reason = data["violations"][0]
         raise RuleViolation(f"{where}: your function called `{op}`, which this exercise forbids: {reason}")

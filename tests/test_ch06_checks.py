@@ -337,3 +337,30 @@ def test_a_frozen_weight_is_named(sol6):
     with pytest.raises(CheckFailure) as info:
         ch06.check_conv_transpose2d_module(module_with(sol6, __init__=__init__), part="training", quiet=True)
     assert info.value.mistake == "weight-gets-no-gradient" and "requires_grad=False" in str(info.value)
+
+
+def test_a_module_whose_forward_reaches_a_stub_names_the_stub_and_counts_as_failed(sol6):
+    """The issue's learner: the module's forward calls their conv_transpose2d, which calls their still-stubbed
+    output-size helper. The check names that helper (a failure, not 'not attempted')."""
+    from autograder._core import HelperNotImplemented
+
+    def conv_transpose2d_output_size(*args, **kwargs):
+        raise NotImplementedError()
+
+    def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        conv_transpose2d_output_size(input.shape[-1], weight.shape[-1], stride, padding, output_padding, dilation)
+        return sol6["conv_transpose2d"](input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+    def forward(self, input):
+        return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                self.groups, self.dilation)
+
+    with pytest.raises(HelperNotImplemented) as info:
+        ch06.check_conv_transpose2d_module(module_with(sol6, forward=forward), part="training", quiet=True)
+    assert "calls conv_transpose2d_output_size" in str(info.value) and info.value.mistake == "helper-not-implemented"
+
+    def stub_forward(self, input):
+        raise NotImplementedError()
+
+    with pytest.raises(NotAttempted):
+        ch06.check_conv_transpose2d_module(module_with(sol6, forward=stub_forward), part="training", quiet=True)
