@@ -207,15 +207,7 @@ def conv_transpose2d_frames(input, kernel, stride=1, padding=0, output_padding=0
     the output is the canvas without ``padding`` cells at each end, and ``output_padding`` more
     at the bottom and the right.
     """
-    x, w = _grid(input, "input"), _grid(kernel, "kernel")
-    sh, sw = _pair(stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
-    oh, ow = _pair(output_padding, "output_padding", 0)
-    if oh >= sh or ow >= sw:
-        raise ValueError(
-            f"output_padding must be smaller than stride (got output_padding={output_padding!r}, "
-            f"stride={stride!r}): it chooses among the stride's possible output sizes, so it can be at "
-            "most stride - 1.")
+    x, w, (sh, sw), (ph, pw), (oh, ow) = _transposed_arguments(input, kernel, stride, padding, output_padding)
     (H, W), (kh, kw) = x.shape, w.shape
     reach = ((H - 1) * sh + kh, (W - 1) * sw + kw)                  # the last stamp ends here
     H_out, W_out = reach[0] - 2 * ph + oh, reach[1] - 2 * pw + ow
@@ -261,15 +253,7 @@ def zero_insertion_frames(input, kernel, stride=1, padding=0, output_padding=0
     ``conv_transpose2d_frames``. A padding larger than ``kernel - 1`` would crop the spread input
     instead of padding it, which this picture cannot show: it is refused.
     """
-    x, w = _grid(input, "input"), _grid(kernel, "kernel")
-    sh, sw = _pair(stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
-    oh, ow = _pair(output_padding, "output_padding", 0)
-    if oh >= sh or ow >= sw:
-        raise ValueError(
-            f"output_padding must be smaller than stride (got output_padding={output_padding!r}, "
-            f"stride={stride!r}): it chooses among the stride's possible output sizes, so it can be at "
-            "most stride - 1.")
+    x, w, (sh, sw), (ph, pw), (oh, ow) = _transposed_arguments(input, kernel, stride, padding, output_padding)
     (H, W), (kh, kw) = x.shape, w.shape
     eh, ew = kh - 1 - ph, kw - 1 - pw
     if eh < 0 or ew < 0:
@@ -327,6 +311,21 @@ def _window_and_output(ax, win, Wp, input_title, output, out_top, out_left, r0, 
                 arrowprops={"arrowstyle": "-|>", "color": OUTPUT_COLOR, "lw": 1.4,
                             "connectionstyle": "arc3,rad=-0.15"},
                 zorder=2.5)   # above the cells, under their numbers
+
+def _transposed_arguments(input, kernel, stride, padding, output_padding):
+    """A transposed convolution's arguments for a player, checked: the input and kernel grids and the
+    (height, width) pairs of stride, padding and output_padding (which must stay below the stride)."""
+    x, w = _grid(input, "input"), _grid(kernel, "kernel")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    oh, ow = _pair(output_padding, "output_padding", 0)
+    if oh >= sh or ow >= sw:
+        raise ValueError(
+            f"output_padding must be smaller than stride (got output_padding={output_padding!r}, "
+            f"stride={stride!r}): it chooses among the stride's possible output sizes, so it can be at "
+            "most stride - 1.")
+    return x, w, (sh, sw), (ph, pw), (oh, ow)
+
 
 
 
