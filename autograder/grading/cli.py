@@ -483,37 +483,47 @@ def offering_secret(state: Path) -> bytes:
     return bytes.fromhex(read_regular(key).decode().strip())
 
 
-def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path, limits: sandbox.Limits,
-                secret: bytes, release: dict, unsafe: bool) -> dict:
-    """Grade one student: policy, sandboxed worker, verdicts. The result is stamped in the grader's state (never
-    in the student's scratch folder) as soon as it is known."""
+def grade_notebook(raw: bytes, release: dict, parts: list[GradedPart], scratch: Path, uid: int,
+                   limits: sandbox.Limits, secret: bytes, unsafe: bool) -> dict:
+    """One notebook through the pipeline every front end shares (``make grade``, Gradescope): the cells normalised
+    against the release, the static policy, the worker (started first: torch loads while the policy reviews the
+    cells), the verdicts. Returns results, cell_errors, seconds, observed (per part), zeroed (part -> the policy's
+    reason) and findings."""
     from . import grader
     from .spec import check_module
 
     modules = sorted({check_module(call.check) for p in parts for call in p.calls})
-    cells = runnable_cells(raw, release)
-    exempt = course_cells(release)
-    student.code = solution_code(raw, release)
-    sub = grader.Submission(cells, out / "work" / student.id, sandbox.uid_for(student.id), limits, unsafe, modules)
+    sub = grader.Submission(runnable_cells(raw, release), scratch, uid, limits, unsafe, modules)
     session = grader.Session(sub, time.monotonic() + limits.wall_seconds)
-    session.prespawn()  # torch loads in the worker while the policy reviews the cells
-    zeroed, findings = policy_zeroes(sub.cells, parts, exempt)
-    note = schema_note(raw)
-    if note:
-        student.notes.append(note)
+    session.prespawn()
+    zeroed, findings = policy_zeroes(sub.cells, parts, course_cells(release))
     part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.calls) for p in parts)))
     observed: dict = {}
     results, cell_errors, seconds = grader.grade_submission(sub, parts, secret, zeroed, part_seconds, session,
                                                             observed)
-    student.observed = observed
-    student.seconds = {k: round(v, 3) for k, v in seconds.items()}
-    student.parts = {k: (float(v[0]), v[1]) for k, v in results.items()}
-    student.manual = sorted(zeroed)
-    if zeroed:
-        student.notes.append("flagged for review: " + "; ".join(findings[:3]))
-    for e in cell_errors[:5]:
+    return {"results": results, "cell_errors": cell_errors, "seconds": seconds, "observed": observed,
+            "zeroed": zeroed, "findings": findings}
+
+
+def run_student(student: Student, raw: bytes, parts: list[GradedPart], out: Path, limits: sandbox.Limits,
+                secret: bytes, release: dict, unsafe: bool) -> dict:
+    """Grade one student (:func:`grade_notebook`). The result is stamped in the grader's state (never in the
+    student's scratch folder) as soon as it is known."""
+    student.code = solution_code(raw, release)
+    note = schema_note(raw)
+    if note:
+        student.notes.append(note)
+    g = grade_notebook(raw, release, parts, out / "work" / student.id, sandbox.uid_for(student.id), limits, secret,
+                       unsafe)
+    student.observed = g["observed"]
+    student.seconds = {k: round(v, 3) for k, v in g["seconds"].items()}
+    student.parts = {k: (float(v[0]), v[1]) for k, v in g["results"].items()}
+    student.manual = sorted(g["zeroed"])
+    if g["zeroed"]:
+        student.notes.append("flagged for review: " + "; ".join(g["findings"][:3]))
+    for e in g["cell_errors"][:5]:
         student.notes.append(f"cell {e.get('cell')} raised {e.get('type')}: {str(e.get('message'))[:100]}")
-    return {"findings": findings}
+    return {"findings": g["findings"]}
 
 
 # --------------------------------------------------------------------------

@@ -277,9 +277,8 @@ def write_results(path: Path, data: dict) -> None:
 
 def grade_one(root: Path) -> dict:
     """Grade the submission under ``root`` (source/, submission/) as ``make grade`` grades one student."""
-    from . import grader
-    from .cli import policy_zeroes, course_cells, read_regular, runnable_cells
-    from .spec import CheckCall, GradedPart, check_module
+    from .cli import grade_notebook, read_regular
+    from .spec import CheckCall, GradedPart
 
     start = time.monotonic()
     spec = json.loads((root / "source" / "course.json").read_text(encoding="utf-8"))
@@ -311,26 +310,20 @@ def grade_one(root: Path) -> dict:
         found = nb.get("nbformat") if isinstance(nb, dict) else type(nb).__name__
         return done({}, f"{path.name} is not a Jupyter notebook in format version 4 (found {found!r}).")
     release = json.loads((root / "source" / "release.ipynb").read_text(encoding="utf-8"))
-    cells = runnable_cells(raw, release)
-    limits = sandbox.Limits(**spec["limits"])
-    modules = sorted({check_module(call.check) for p in parts for call in p.calls})
     scratch = Path(tempfile.mkdtemp(prefix="submission-")) / "work"
     os.chmod(scratch.parent, 0o711)  # the worker's user may pass through to its own folder, and no further
-    sub = grader.Submission(cells, scratch, STUDENT_UID, limits, True, modules)
-    session = grader.Session(sub, time.monotonic() + limits.wall_seconds)
-    session.prespawn()
-    zeroed, findings = policy_zeroes(sub.cells, parts, course_cells(release))
-    if zeroed:
-        notes.append("flagged for review by the course's source policy (the flagged parts score 0 until your "
-                     "instructor grades them by hand): " + "; ".join(findings[:3]))
-    part_seconds = limits.part_seconds or max(10, limits.wall_seconds // max(1, sum(len(p.calls) for p in parts)))
     try:
-        results, cell_errors, _ = grader.grade_submission(sub, parts, bytes.fromhex(spec["secret"]), zeroed,
-                                                          part_seconds, session, observed)
+        g = grade_notebook(raw, release, parts, scratch, STUDENT_UID, sandbox.Limits(**spec["limits"]),
+                           bytes.fromhex(spec["secret"]), True)
     finally:
         shutil.rmtree(scratch.parent, ignore_errors=True)
-    for e in cell_errors[:5]:
+    observed.update(g["observed"])
+    if g["zeroed"]:
+        notes.append("flagged for review by the course's source policy (the flagged parts score 0 until your "
+                     "instructor grades them by hand): " + "; ".join(g["findings"][:3]))
+    for e in g["cell_errors"][:5]:
         notes.append(f"cell {e.get('cell')} raised {e.get('type')}: {str(e.get('message'))[:160]}")
+    results = g["results"]
     return done(results)
 
 
