@@ -3,6 +3,7 @@
 #   make book-student  the student edition, without any instructor material, into _build/student/_build/html/
 #   make linkcheck     check the book's links (LINKCHECK_EXTERNAL=1 also checks other sites; needs the internet)
 #   make test     run the whole test suite
+#   make test-cuda  the checks, wrong kernels and kernel benchmark on a GPU, with a plain Python (no venv, no install)
 #   make release  regenerate what follows from solutions/ and the TOC: notebooks/ (nbgrader), the Colab
 #                 install cells and the README's table of exercises
 #   make lab      open JupyterLab on the student notebooks
@@ -32,7 +33,7 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX_NPM     := $(VENV)/share/mathjax-npm
 MATHJAX         := $(VENV)/share/mathjax-static/mathjax/tex-chtml.js
 
-.PHONY: venv book book-student linkcheck test release lab check grade gradescope bench clean FORCE
+.PHONY: venv book book-student linkcheck test test-cuda release lab check grade gradescope bench clean FORCE
 
 venv: $(STAMP)
 
@@ -88,6 +89,12 @@ linkcheck: $(STAMP) $(MATHJAX)
 
 test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The CUDA path in one command, on a machine with a GPU: no venv and no install step (that machine may be offline),
+# only $(PYTHON) with a CUDA build of torch, numpy, pytest and hypothesis (make test-cuda PYTHON=/path/to/python3).
+# Without CUDA it says so and exits 0; tests/test_cuda_command.py runs it with --device cpu in make test.
+test-cuda:
+	@$(PYTHON) tests/cuda_check.py $(CUDA_ARGS)
 
 release: $(STAMP)
 	@mkdir -p .grading

@@ -26,7 +26,8 @@ from ..paths import REPO, release_notebook, solution_notebook
 
 @functools.lru_cache(maxsize=None)
 def solution(aid: str) -> dict:
-    """The instructor's functions of an assignment (its solution notebook's cells, run once per process)."""
+    """The instructor's functions of an assignment (its solution notebook's cells, run once per process), read
+    as plain JSON: the kernel rows run where only torch is installed (``make test-cuda``)."""
     return load_functions(solution_notebook(aid))
 
 
@@ -118,6 +119,32 @@ def bench_kernels(runs, device="cpu"):
         for label, mine, base, ref in _kernel_cases(device):
             a, bb, r = paired(lambda m=mine: (m(), sync()), lambda f=ref: (f(), sync()), runs)
             rows.append((f"solution {label} [{device}]", a, base, bb, r))
+    return rows
+
+
+def bench_fastest_route(runs, device="cpu"):
+    """Chapter 9's fastest route (``ch09.FASTEST``) against F.conv_transpose2d at the chapter's shapes
+    (``ch09.SHAPES``), on one thread and on the default threads (both sides alike), timed side by side."""
+    import torch.nn.functional as F
+
+    from .. import ch09
+
+    route, default = ch09.ROUTES[ch09.FASTEST], torch.get_num_threads()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = []
+    try:
+        for threads in sorted({1, default}):
+            torch.set_num_threads(threads)
+            for label, shape in ch09.SHAPES.items():
+                x, w, b = ch09.shape_inputs(shape, device=device)
+                kw = dict(stride=shape["stride"], padding=shape["padding"])
+                with torch.no_grad():
+                    a, bb, r = paired(lambda: (route(x, w, b, **kw), sync()),
+                                      lambda: (F.conv_transpose2d(x, w, b, **kw), sync()), runs)
+                rows.append((f"ch09 fastest route ({ch09.FASTEST}) at {label} [{device}, {threads} thread"
+                             f"{'s' if threads > 1 else ''}]", a, "F.conv_transpose2d", bb, r))
+    finally:
+        torch.set_num_threads(default)
     return rows
 
 
@@ -300,6 +327,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(args.runs)
+    rows += bench_fastest_route(args.runs)
     if torch.cuda.is_available():
         rows += bench_kernels(args.runs, "cuda")
     else:
