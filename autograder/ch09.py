@@ -1,6 +1,7 @@
 """Chapter 9 — making the transposed convolution fast.
 
-    ROUTES                                   four ways to compute F.conv_transpose2d, for the book's measurements
+    ROUTES                                   six ways to compute F.conv_transpose2d, for the book's measurements
+    FASTEST                                  the route the book teaches as the fastest (make bench times it)
     cost(route, shape)                       multiply-adds and bytes moved, by formula
     check_conv_transpose2d_speed(fn)         correct at the reference shape, and within MAX_RATIO of torch
 
@@ -49,7 +50,7 @@ _keep_freed_memory()
 _torch_conv_transpose2d = F.conv_transpose2d
 
 # --------------------------------------------------------------------------
-# Four routes (groups=1, dilation=1; any stride, padding and output_padding)
+# Six routes (groups=1, dilation=1; any stride, padding and output_padding)
 
 
 def _sizes(x, w, stride, padding, output_padding):
@@ -127,35 +128,98 @@ def route_phases(x, w, bias=None, stride=1, padding=0, output_padding=0):
     return _finish(full, pad, full_size, bias)
 
 
+def route_slices(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """One matrix multiply (every tap of every pixel at once), then k² strided slice-adds instead of col2im."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    N, C_in, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    # (kH·kW·C_out, C_in) @ (N, C_in, H·W): tap (a, b) of every pixel is the slab cols[:, a, b]
+    cols = (w.permute(2, 3, 1, 0).reshape(kH * kW * C_out, C_in) @ x.reshape(N, C_in, H * W)).view(
+        N, kH, kW, C_out, H, W)
+    full = x.new_zeros(N, C_out, *full_size)
+    for a in range(kH):
+        for b in range(kW):
+            full[:, :, a: a + (H - 1) * sH + 1: sH, b: b + (W - 1) * sW + 1: sW] += cols[:, a, b]
+    return _finish(full, pad, full_size, bias)
+
+
+def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """The stride phases as ONE matrix multiply, written straight into the interleaved output: every phase reads
+    the same T×T windows of the input (T = ceil(k/s) taps per phase), so one unfold of the input serves all s²
+    phases, and the s² sub-kernels (plus the bias, as a column against a row of ones) stack into one matrix."""
+    (sH, sW), (pH, pW), full_size = _sizes(x, w, stride, padding, output_padding)
+    N, C_in, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    TH, TW = -(-kH // sH), -(-kW // sW)                     # taps per phase, at most
+    Hp, Wp = H + TH - 1, W + TW - 1                         # positions per phase
+    # weight: tap (a0 + s·t) of phase a0 meets the window's row T-1-t: (s·s·C_out, C_in·TH·TW)
+    wp = F.pad(w, (0, TW * sW - kW, 0, TH * sH - kH)).reshape(C_in, C_out, TH, sH, TW, sW).flip(2, 4)
+    wm = wp.permute(3, 5, 1, 0, 2, 4).reshape(sH * sW * C_out, C_in * TH * TW)
+    # input: every T×T window of the zero-padded input, one column per phase position (N, C_in·TH·TW + 1, Hp·Wp)
+    xp = F.pad(x, (TW - 1, TW - 1, TH - 1, TH - 1))
+    windows = xp.unfold(2, TH, 1).unfold(3, TW, 1).permute(0, 1, 4, 5, 2, 3).reshape(N, C_in * TH * TW, Hp * Wp)
+    if bias is not None:                                    # the bias rides along as one more row of the product
+        wm = torch.cat((wm, bias.repeat(sH * sW).reshape(-1, 1)), 1)
+        windows = torch.cat((windows, windows.new_ones(N, 1, Hp * Wp)), 1)
+    phases = (wm @ windows).view(N, sH, sW, C_out, Hp, Wp)  # phase (a0, b0) is uncropped row s·m + a0
+    Hout, Wout = full_size[0] - 2 * pH, full_size[1] - 2 * pW
+    counts = [(a, -(-(Hout - a) // sH), (a + pH) // sH, c, -(-(Wout - c) // sW), (c + pW) // sW)
+              for a in range(min(sH, Hout)) for c in range(min(sW, Wout))]
+    # output_padding may reach past the last stamp: those rows hold only the bias
+    short = any(m0 + n > Hp or j0 + nw > Wp for _, n, m0, _, nw, j0 in counts)
+    out = x.new_zeros(N, C_out, Hout, Wout) if short else x.new_empty(N, C_out, Hout, Wout)
+    if short and bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    for a, n, m0, c, nw, j0 in counts:
+        # output row s·i + a is uncropped row s·i + a + padding: phase (a + padding) % s, position i + m0
+        src = phases[:, (a + pH) % sH, (c + pW) % sW, :, m0: m0 + n, j0: j0 + nw]
+        out[:, :, a::sH, c::sW][:, :, : src.shape[-2], : src.shape[-1]] = src
+    return out
+
+
 ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel tap": route_scatter,
-          "matrix multiply + col2im (F.fold)": route_fold, "stride phases + pixel shuffle": route_phases}
+          "matrix multiply + col2im (F.fold)": route_fold, "matrix multiply + k² slice-adds": route_slices,
+          "stride phases + pixel shuffle": route_phases, "stride phases as one matrix multiply": route_phase_gemm}
+#: The route the chapter teaches as its fastest, and the one the solution's fast path follows.
+FASTEST = "stride phases as one matrix multiply"
 
 
 def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
-    """Multiply-adds and an estimate of the bytes each route moves through memory (reads + writes)."""
+    """Multiply-adds and an estimate of the bytes each route moves through memory (reads + writes); ``route`` is a
+    key of ROUTES, "zero insertion" (Chapter 6's route) or "torch" (the useful work, each tensor read or written
+    once: what a fused kernel would move)."""
     useful = N * C_in * C_out * H * W * k * k              # each input value meets each tap once
     Hf, Wf = (H - 1) * s + k, (W - 1) * s + k              # the uncropped output
     x_b, w_b, y_b = N * C_in * H * W, C_in * C_out * k * k, N * C_out * Hf * Wf
+    cols = N * C_out * k * k * H * W                       # every tap of every pixel: k² times an output slice
+    T = -(-k // s)                                         # taps per stride phase
+    Hp, Wp = H + T - 1, W + T - 1                          # positions per phase
     if route.startswith("nested"):
         moved = H * W * (N * C_in + w_b + 2 * N * C_out * k * k)       # each stamp reads w, reads+writes a patch
         macs = useful
     elif route.startswith("one scatter"):
         moved = k * k * (x_b + C_in * C_out + 3 * N * C_out * H * W)   # product written, slice read + written
         macs = useful
-    elif route.startswith("matrix"):
-        cols = N * C_out * k * k * H * W
+    elif route == "matrix multiply + col2im (F.fold)":
         moved = x_b + w_b + 2 * cols + y_b                             # cols written by the matmul, read by fold
         macs = useful
-    elif route.startswith("stride"):
-        T = -(-k // s)
-        Hp, Wp = H + T - 1, W + T - 1
+    elif route == "matrix multiply + k² slice-adds":
+        moved = x_b + w_b + cols + 3 * cols + y_b                      # cols written; per tap a slab read, a slice
+        macs = useful                                                  # read + written; the zeroed output
+    elif route == "stride phases + pixel shuffle":
         macs = s * s * N * C_out * C_in * T * T * Hp * Wp              # includes the zero-padded borders
         moved = s * s * (x_b + C_in * C_out * T * T + N * C_out * Hp * Wp) + 2 * y_b
+    elif route == "stride phases as one matrix multiply":
+        windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
+        macs = s * s * N * C_out * C_in * T * T * Hp * Wp              # the borders again: Hp·Wp >= H·W
+        moved = x_b + w_b + 2 * windows + 2 * phases + y_b             # windows and phases written, read back once
     elif route.startswith("zero insertion"):
         macs = N * C_out * C_in * k * k * Hf * Wf                       # every output pixel, every tap
         moved = N * C_in * Hf * Wf + w_b + y_b
-    else:  # torch
+    elif route == "torch":
         macs, moved = useful, x_b + w_b + y_b
+    else:
+        raise KeyError(f"no cost formula for the route {route!r}")
     return {"macs": macs, "bytes": moved * dtype_bytes}
 
 
@@ -168,17 +232,31 @@ def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
 REFERENCE = dict(N=4, C_in=16, H=64, W=64, C_out=16, k=4, stride=2, padding=1)
 #: Yours may take at most this many times torch's time at the reference shape (median of the runs).
 MAX_RATIO = 10.0
+#: The optional challenge (worth no points): this many times torch's time at the reference shape.
+CHALLENGE_RATIO = 1.5
 RUNS = 7
+
+
+#: The shapes the chapter and ``make bench`` time every route at (stride 2, padding 1, kernel 4 throughout).
+SHAPES = {
+    "decoder stage, 64 -> 32 channels, 32x32": dict(N=8, C_in=64, C_out=32, H=32, W=32, k=4, stride=2, padding=1),
+    "reference, 16 -> 16 channels, 64x64": REFERENCE,
+    "large, 128 -> 64 channels, 64x64": dict(N=16, C_in=128, C_out=64, H=64, W=64, k=4, stride=2, padding=1),
+}
+
+
+def shape_inputs(shape: dict, seed=0, device="cpu"):
+    """An input, weight and bias of ``shape`` (a dict like REFERENCE), drawn from ``seed``, on ``device``."""
+    g = torch.Generator().manual_seed(9000 + seed)
+    x = torch.randn(shape["N"], shape["C_in"], shape["H"], shape["W"], generator=g)
+    w = torch.randn(shape["C_in"], shape["C_out"], shape["k"], shape["k"], generator=g) / (shape["C_in"] * shape["k"]) ** 0.5
+    b = torch.randn(shape["C_out"], generator=g)
+    return x.to(device), w.to(device), b.to(device)
 
 
 def reference_inputs(seed=0, device="cpu"):
     """The reference shape's input, weight and bias, drawn from ``seed``, on ``device``."""
-    r = REFERENCE
-    g = torch.Generator().manual_seed(9000 + seed)
-    x = torch.randn(r["N"], r["C_in"], r["H"], r["W"], generator=g)
-    w = torch.randn(r["C_in"], r["C_out"], r["k"], r["k"], generator=g) / (r["C_in"] * r["k"]) ** 0.5
-    b = torch.randn(r["C_out"], generator=g)
-    return x.to(device), w.to(device), b.to(device)
+    return shape_inputs(REFERENCE, seed, device)
 
 
 def probe_speed(fn, seed=0, device="cpu", runs=RUNS) -> dict:
@@ -238,9 +316,11 @@ def verdict_speed(data, seed=0) -> dict:
     summary = (f"median of {len(mine)} runs side by side: yours {statistics.median(mine) * 1e3:.1f} ms, "
                f"torch {statistics.median(ref) * 1e3:.1f} ms, ratio {ratio:.1f}x")
     if ratio > MAX_RATIO:
-        raise CheckFailure(f"{where}: too slow — {summary}; at most {MAX_RATIO:g}x is needed. A Python loop over "
-                           "pixels costs one tensor operation per pixel: loop over kernel taps at most, or do all taps "
-                           "at once with one matrix multiply and F.fold (col2im).")
+        slow = CheckFailure(f"{where}: too slow — {summary}; at most {MAX_RATIO:g}x is needed. A Python loop over "
+                            "pixels costs one tensor operation per pixel: loop over kernel taps at most, or do all taps "
+                            "at once with one matrix multiply and F.fold (col2im).")
+        slow.ratio = ratio  # what the challenge's report shows
+        raise slow
     return {"ratio": ratio, "summary": summary}
 
 
@@ -260,9 +340,36 @@ def check_conv_transpose2d_speed(fn, suite="visible", seed=None, quiet=False):
     for device in devices:
         result = verdict_speed(probe_speed(fn, seed or 0, device), seed or 0)
         if not quiet:
-            print(f"✔ conv_transpose2d speed on {device}: {result['summary']} (at most {MAX_RATIO:g}x allowed).")
+            print(f"✔ conv_transpose2d speed on {device}: {result['summary']} (at most {MAX_RATIO:g}x allowed; "
+                  f"{challenge_status(result['ratio'])}).")
     if not quiet and "cuda" not in devices:
         print("  " + CPU_ONLY_NOTICE)
+
+
+def challenge_status(ratio: float) -> str:
+    """One line on a ratio against the challenge target."""
+    if ratio <= CHALLENGE_RATIO:
+        return f"challenge reached: {ratio:.2f}x is within the {CHALLENGE_RATIO:g}x target"
+    return f"challenge not reached yet: {ratio:.2f}x, the target is {CHALLENGE_RATIO:g}x"
+
+
+def report_conv_transpose2d_challenge(fn, seed=None, runs=15):
+    """The optional challenge, worth no points: ``fn``'s time over F.conv_transpose2d's at the reference shape,
+    timed side by side (median of ``runs`` paired ratios), against CHALLENGE_RATIO. Prints; never fails the
+    cell for speed (the graded limit is MAX_RATIO, checked by check_conv_transpose2d_speed)."""
+    __tracebackhide__ = True  # noqa: F841
+    for device in available_devices():
+        try:
+            result = verdict_speed(probe_speed(fn, seed or 0, device, runs=runs), seed or 0)
+        except NotImplementedError as e:   # a stub: nothing to time yet
+            print(f"challenge on {device}: not attempted yet ({e})")
+            return
+        except CheckFailure as e:
+            ratio = getattr(e, "ratio", None)
+            print(f"challenge on {device}: no ratio for a kernel that does not pass exercise 9.2 ({e})"
+                  if ratio is None else f"challenge on {device}: {challenge_status(ratio)}")
+            continue
+        print(f"challenge on {device}: {challenge_status(result['ratio'])} ({result['summary']}).")
 
 
 # --------------------------------------------------------------------------
@@ -276,6 +383,8 @@ class SpeedCheck(GradedCheck):
 
     check = "check_conv_transpose2d_speed"
     timed = True
+    #: the optional challenge's target, shown beside the ratio in the part's feedback and on the leaderboard's part
+    challenge_ratio = CHALLENGE_RATIO
     bench_class = 4
     runs, warmup = 15, 3  # cheap here (a slow submission gives up after one run): more runs, a steadier median
     calls_per_run = 8     # each timed "go" makes eight calls, on eight fresh inputs: the channel's cost is shared

@@ -124,3 +124,56 @@ def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submiss
     assert float(rows["fast"]["score"]) == 10
     assert float(rows["slow"]["test_conv_transpose2d_speed"]) == 0
     assert "too slow" in (out / "feedback" / "slow" / f"{aid}.html").read_text()
+
+
+def test_every_route_has_a_cost_formula_and_an_unknown_route_has_none():
+    shape = dict(N=2, C_in=4, H=8, W=8, C_out=3, k=4, s=2)
+    useful = ch09.cost("torch", **shape)["macs"]
+    for name in ch09.ROUTES:
+        c = ch09.cost(name, **shape)
+        assert c["macs"] >= useful and c["bytes"] > 0, name
+    assert ch09.FASTEST in ch09.ROUTES
+    with pytest.raises(KeyError):
+        ch09.cost("no such route", **shape)
+
+
+def test_the_challenge_reports_a_ratio_and_never_fails_the_cell_for_speed(fast, capsys):
+    """Does the challenge cell print the ratio against its target for a fast, a slow and an unwritten kernel,
+    without raising (it is worth no points)?"""
+    def stub(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+        raise NotImplementedError()
+
+    ch09.report_conv_transpose2d_challenge(fast, runs=3)
+    out = capsys.readouterr().out
+    assert f"{ch09.CHALLENGE_RATIO:g}x" in out and ("challenge reached" in out or "not reached yet" in out)
+    ch09.report_conv_transpose2d_challenge(slow_but_correct, runs=3)
+    assert "challenge not reached yet" in capsys.readouterr().out
+    ch09.report_conv_transpose2d_challenge(stub)
+    assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_the_challenge_is_a_cell_worth_no_points_and_the_text_states_both_targets():
+    """Is the challenge an ungraded cell (nbgrader awards it nothing) while the text names 10x and 1.5x?"""
+    import json
+
+    from autograder.paths import solution_notebook
+
+    nb = json.loads(solution_notebook("ch09_making_it_fast").read_text())
+    meta = {c["metadata"]["nbgrader"]["grade_id"]: (c, c["metadata"]["nbgrader"]) for c in nb["cells"]}
+    cell, challenge = meta["challenge_speed"]
+    assert challenge["grade"] is False and challenge["locked"] and "points" not in challenge
+    assert "report_conv_transpose2d_challenge(conv_transpose2d)" in "".join(cell["source"])
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert f"{ch09.MAX_RATIO:g}×" in text and f"{ch09.CHALLENGE_RATIO:g}×" in text
+
+
+def test_the_solutions_fast_path_keeps_gradients_and_reaches_past_the_last_stamp(fast):
+    """Does the fast path (groups 1, dilation 1) give torch's values and gradients where output_padding reaches
+    past the last stamp, with a rectangular kernel and stride?"""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+    kw = dict(stride=(3, 4), padding=(1, 0), output_padding=(2, 3))
+    assert torch.allclose(fast(x, w, b, **kw), F.conv_transpose2d(x, w, b, **kw))
+    assert torch.autograd.gradcheck(lambda x, w, b: fast(x, w, b, **kw), (x, w, b))

@@ -111,6 +111,42 @@ def test_points_stated_in_the_text_match_the_gradebook_points(aid):
         assert f"({g.points:g} {unit})" in g.source, f"{g.grade_id}: state its points in the cell"
 
 
+def _short(x: float) -> str:
+    """A tolerance as the notebooks write it: 1e-07 -> 1e-7, 0.002 -> 2e-3."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _prose(nb) -> str:
+    """A notebook's markdown as one line of words (the text wraps anywhere)."""
+    return " ".join(" ".join(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_the_limits_stated_in_the_text_are_the_ones_the_checks_use(aid):
+    """Does each notebook write its tolerances and thresholds as the checks apply them (computed from the checks'
+    own constants), so a learner reads the limit before meeting it?"""
+    import torch
+
+    from autograder import ch08, ch09
+    from autograder._cases import CUDA_TOLERANCES, TOLERANCES
+
+    text = _prose(nbs.read(solution_path(aid)))
+    (r64, a64), (r32, a32), (rc, ac) = (TOLERANCES[torch.float64], TOLERANCES[torch.float32],
+                                        CUDA_TOLERANCES[torch.float32])
+    if aid.startswith("ch08"):
+        wanted = [f"a mean IoU of at least {ch08.IOU_THRESHOLD:.2f}", f"({ch08.RECIPE['steps']} steps)"]
+    elif aid.startswith("ch09"):
+        limit = re.search(rf"\b{ch09.MAX_RATIO:g}(×|x| times)", text)
+        assert limit, f"{aid}: the text should state the speed limit, {ch09.MAX_RATIO:g}× torch's time"
+        wanted = []
+    else:
+        wanted = [f"float64 within rtol {_short(r64)}, atol {_short(a64)}; float32 within rtol {_short(r32)}, "
+                  f"atol {_short(a32)} on the CPU and rtol {_short(rc)}, atol {_short(ac)} on CUDA"]
+    for phrase in wanted:
+        assert phrase in text, f"{aid}: the text should state {phrase!r}, as the checks apply it"
+
+
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
 def test_graded_ids_are_unique_and_test_cells_are_locked(aid):
     nb = nbs.read(solution_path(aid))

@@ -1,7 +1,7 @@
 """Words of prose on a built page, as a reader meets them: the article's text without code, math, captions,
 tables or cell outputs (the measure of a page's length: no page of the book runs over :data:`PAGE_LIMIT`).
 
-    python -m autograder.book.words _build/html       every page's count, longest first
+    python -m autograder.book.words _build/html       every page's count, longest first, and the core path's
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 PAGE_LIMIT = 4000
+
+#: Prose words of each chapter's page before the chapters were split into a core page and deep dives: Chapters 1
+#: and 6-9 as counted when the split began, Chapters 2-5 (which then still held everything) as counted just before
+#: theirs. The core path, the chapter pages a learner reads in order, reads in at most half of their total.
+CORE_BEFORE_SPLIT = {"01_cnn_size_problem": 1111, "02_nearest_neighbour": 1907, "03_bed_of_nails": 2024,
+                     "04_bilinear": 2665, "05_max_unpooling": 2279, "06_transposed_convolution": 4752,
+                     "07_checkerboard": 3199, "08_encoder_decoder": 2062, "09_making_it_fast": 820}
+CORE_PATH_LIMIT = sum(CORE_BEFORE_SPLIT.values()) // 2
 
 #: Elements whose text is not prose: code, typeset math, figure captions, tables, cell outputs, navigation.
 _SKIP_TAGS = {"pre", "script", "style", "figcaption", "table", "nav", "mjx-container", "math", "svg", "button"}
@@ -62,6 +70,13 @@ def prose_words(html: str) -> int:
     return len(p.words)
 
 
+def core_pages(toc: dict) -> list[str]:
+    """The core path: each chapter's own page (``book/<name>.html``) of a table of contents, in order, without
+    its sections (the deep dives and the exercises)."""
+    return [f"{chapter['file']}.html" for part in toc["parts"] if part.get("caption") == "Chapters"
+            for chapter in part["chapters"]]
+
+
 def page_counts(root: Path) -> dict[str, int]:
     """Every built page under ``root`` (an HTML output folder): its prose words."""
     return {str(f.relative_to(root)): prose_words(f.read_text(encoding="utf-8"))
@@ -72,3 +87,8 @@ if __name__ == "__main__":
     counts = page_counts(Path(sys.argv[1] if len(sys.argv) > 1 else "_build/html"))
     for page, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"{n:6d}  {page}{'   over the limit' if n > PAGE_LIMIT else ''}")
+    from . import toc
+
+    core = sum(counts.get(page, 0) for page in core_pages(toc("student")))
+    print(f"{core:6d}  the core path (the chapter pages; at most {CORE_PATH_LIMIT}, half of "
+          f"{sum(CORE_BEFORE_SPLIT.values())} before the split)")
