@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -124,6 +126,9 @@ def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submiss
     assert float(rows["fast"]["score"]) == 10
     assert float(rows["slow"]["test_conv_transpose2d_speed"]) == 0
     assert "too slow" in (out / "feedback" / "slow" / f"{aid}.html").read_text()
+    # The passed speed part's feedback states the ratio and the optional challenge, which earns nothing.
+    fast = (out / "feedback" / "fast" / f"{aid}.html").read_text()
+    assert re.search(r"took [0-9.]+× PyTorch&#x27;s time .* asks for 1\.5× or less: (reached|not reached yet)\.", fast)
 
 
 def test_every_route_has_a_cost_formula_and_an_unknown_route_has_none():

@@ -245,6 +245,13 @@ def test_a_timed_part_puts_its_speed_ratio_on_the_leaderboard():
     assert data["leaderboard"] == [{"name": "time / PyTorch's", "value": 1.235, "order": "asc"}]
     assert data["score"] == 2.0 and data["tests"][1]["status"] == "failed"
     assert "1.23× PyTorch's time" in data["tests"][0]["output"]
+    # The optional challenge (worth no points) is named beside the ratio, reached or not, when the check sets one.
+    for ratio, word in ((1.234567, "reached."), (2.5, "not reached yet.")):
+        challenged = gradescope.results_json(spec, {"test_speed": (2.0, None)}, None, [],
+                                             {"test_speed": {"ratio": ratio, "challenge": 1.5}}, 3.0)
+        validate_results(challenged)
+        assert challenged["tests"][0]["output"].endswith(f"asks for 1.5× or less: {word}")
+        assert challenged["score"] == 2.0
     untimed = gradescope.results_json({**spec, "timed": []}, {}, "no notebook", [], {}, 0.1)
     validate_results(untimed)
     assert "leaderboard" not in untimed and untimed["score"] == 0

@@ -726,6 +726,18 @@ def write_reports(students: list[Student], aid: str, parts: list[GradedPart], ou
         atomic_write(d / f"{aid}.html", feedback_html(s, aid, parts, scores))
 
 
+def speed_summary(seen: dict) -> str | None:
+    """A passed timed part's line of feedback: its speed ratio and, where its check sets an optional challenge
+    (worth no points), whether the ratio reached it. None for a part that was not timed."""
+    if "ratio" not in seen:
+        return None
+    line = f"Your kernel took {seen['ratio']:.2f}× PyTorch's time (the median over runs timed in pairs)."
+    if seen.get("challenge"):
+        line += (f" The optional challenge (worth no points) asks for {seen['challenge']:g}× or less: "
+                 + ("reached." if seen["ratio"] <= seen["challenge"] else "not reached yet."))
+    return line
+
+
 def feedback_html(s: Student, aid: str, parts: list[GradedPart], manual: dict | None = None) -> str:
     """A student's feedback page: each part's points and result (manual grades where given) and the notes."""
     manual = manual or {}
@@ -738,7 +750,8 @@ def feedback_html(s: Student, aid: str, parts: list[GradedPart], manual: dict | 
             msg = f"graded by hand: {pts:g} points" + (f"\n(automatic grading said: {msg})" if msg else "")
         score += pts
         status = "passed" if msg is None else "failed" if not msg.startswith("graded by hand") else "graded by hand"
-        detail = f"<pre>{html.escape(msg)}</pre>" if msg else ""
+        shown = msg if msg else speed_summary((s.observed or {}).get(p.grade_id, {}))
+        detail = f"<pre>{html.escape(shown)}</pre>" if shown else ""
         rows.append(f"<tr class='{status.split()[0]}'><td>{html.escape(p.grade_id)}</td><td>{pts:g} / {p.points:g}</td>"
                     f"<td>{status}{detail}</td></tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in ([s.problem] if s.problem else []) + s.notes)

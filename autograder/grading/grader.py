@@ -466,6 +466,8 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                         check.verdict(record, options, hidden)
                     if check.timed and record.get("mine") and record.get("torch"):
                         seen["ratio"] = statistics.median(a / b for a, b in zip(record["mine"], record["torch"]))
+                        if getattr(check, "challenge_ratio", None):
+                            seen["challenge"] = check.challenge_ratio
                 except (CheckFailure, NotImplementedError) as e:
                     message = str(e)
                     if getattr(e, "mistake", None):

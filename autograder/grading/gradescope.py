@@ -238,15 +238,16 @@ def results_json(spec: dict, parts: dict, problem: str | None, notes: list[str],
                  seconds: float) -> dict:
     """Gradescope's results.json for one submission: one test per graded part (hidden cases' details shown when
     the grades are published), the overall output shown at once, and the leaderboard for a timed part."""
+    from .cli import speed_summary
+
     tests = []
     for k, p in enumerate(spec["parts"], 1):
         pts, msg = parts.get(p["grade_id"], (0.0, problem or "not graded"))
         tests.append({"name": p["grade_id"], "number": str(k), "score": pts, "max_score": p["points"],
                       "status": "passed" if msg is None else "failed",
                       "output": msg if msg is not None else (
-                          f"Passed: your kernel took {observed[p['grade_id']]['ratio']:.2f}× PyTorch's time (the "
-                          "median over runs timed in pairs)." if "ratio" in observed.get(p["grade_id"], {})
-                          else "All cases pass."),
+                          f"Passed. {speed_summary(observed.get(p['grade_id'], {}))}"
+                          if "ratio" in observed.get(p["grade_id"], {}) else "All cases pass."),
                       "visibility": PART_VISIBILITY})
     total = sum(t["score"] for t in tests)
     out_of = sum(t["max_score"] for t in tests)
