@@ -6,7 +6,9 @@ The layers a reader should read (``upsampler``, ``generator``, ``grid_statistics
 page that introduces them with a ``literalinclude`` of this file.
 
 Introduced in: book/07_checkerboard.md (``numbers_panel``, ``fmt_list``, ``bounding_box``),
-book/07_1_spectra.md (``generator``, ``grid_statistics``), book/07_2_remedies.md (``upsampler``).
+book/07_1_spectra.md (``generator``, ``grid_statistics``), book/07_2_remedies.md (``upsampler``),
+book/08_encoder_decoder.md (``make_upsampler``, ``DECODER_KINDS``, ``match_size``, also used by the pages
+under book/08_encoder_decoder/).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from matplotlib.colors import LinearSegmentedColormap
 
 #: Counts: white -> light blue -> dark blue (one hue, readable with any colour vision; numbers print on top).
@@ -103,3 +106,26 @@ def grid_statistics(y, period=8, margin=8):
     peaks[0, 0] = False                                                  # (the mean is already removed)
     return (float(spread.max() / spread.min()), float(power[peaks].sum() / power.sum()),
             torch.fft.fftshift(power), float(peaks.double().mean()), n, int(peaks.sum()))
+
+
+#: Chapter 8's five decoder upsamplers, in the order its tables list them.
+DECODER_KINDS = ["nearest", "bilinear", "transposed k4", "transposed k3", "pixel shuffle"]
+
+
+def make_upsampler(kind, c_in, c_out):
+    """A layer that doubles height and width and maps c_in to c_out channels."""
+    if kind in ("nearest", "bilinear"):   # fixed resize, then a learnable 3x3 convolution
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=kind), nn.Conv2d(c_in, c_out, 3, padding=1))
+    if kind == "transposed k4":           # kernel divisible by the stride: even overlap
+        return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+    if kind == "transposed k3":           # kernel not divisible by the stride: uneven overlap
+        return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
+    if kind == "pixel shuffle":           # 4x the channels at low resolution, then rearrange
+        return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
+    raise ValueError(f"unknown upsampler {kind!r}")
+
+
+def match_size(x, reference):
+    """Crop or zero-pad the bottom/right of x to reference's height and width (F.pad crops with negative amounts)."""
+    dh, dw = reference.shape[-2] - x.shape[-2], reference.shape[-1] - x.shape[-1]
+    return F.pad(x, (0, dw, 0, dh))

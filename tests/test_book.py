@@ -373,3 +373,46 @@ def test_no_page_runs_over_the_prose_limit(books):
         assert counts.get("book/06_transposed_convolution.html", 0) > 500, sorted(counts)[:10]
         over = {page: n for page, n in counts.items() if n > PAGE_LIMIT}
         assert not over, f"{edition}: pages over {PAGE_LIMIT} words of prose: {over}"
+
+
+def test_the_core_path_reads_in_half_the_words_it_took_before_the_split(books):
+    """The chapter pages a learner reads in order hold at most half the prose they held before the deep dives
+    were split off; the deep dives stay, one click away (each chapter's first section)."""
+    from autograder.book import toc
+    from autograder.book.words import CORE_BEFORE_SPLIT, CORE_PATH_LIMIT, core_pages, page_counts
+
+    pages = core_pages(toc("student"))
+    assert [Path(p).stem for p in pages] == list(CORE_BEFORE_SPLIT), "a chapter without its count before the split"
+    counts = page_counts(books["student"])
+    core = {page: counts[page] for page in pages}
+    assert sum(core.values()) <= CORE_PATH_LIMIT, f"the core path holds {sum(core.values())} words: {core}"
+
+
+def test_the_source_count_leaves_out_code_math_tables_and_directives():
+    from autograder.book.words import source_words
+
+    page = ("---\nkernelspec:\n  name: python3\n---\n\n(label)=\n# Title here\n\nOne two $x + y$ three.\n\n"
+            "```{code-cell} ipython3\n:tags: [remove-input]\nx = 1 + 2\n```\n\n$$\na = b\n$$\n\n"
+            "| a | b |\n|---|---|\n| cell | words |\n\n```{figure} a.png\n:name: f\n\nA caption of words.\n```\n\n"
+            "See {doc}`the page <other>` and `code` and [a link](https://example.org).\n")
+    # Title here / One two three / See the page and code and a link
+    assert source_words(page) == 13
+
+
+def test_reading_times_come_from_every_chapter_s_page_and_its_deep_dives():
+    """Does the intro's reading time of each chapter count its own page and its deep dives (not its exercise
+    notebook), so a page moved into a deep dive moves its minutes too?"""
+    from autograder.book import toc
+    from autograder.book.words import READING_WPM, reading_minutes, source_words
+    from autograder.paths import REPO
+
+    t = toc("student")
+    times = reading_minutes(REPO, t)
+    chapters = [c for part in t["parts"] if part.get("caption") == "Chapters" for c in part["chapters"]]
+    assert list(times) == [c["file"] for c in chapters]
+    for c in chapters:
+        core, dives = times[c["file"]]
+        words = source_words((REPO / f"{c['file']}.md").read_text(encoding="utf-8"))
+        assert core >= 5 and abs(core - words / READING_WPM) <= 5, (c["file"], core, words)
+        books = [s["file"] for s in c.get("sections", []) if s["file"].startswith("book/")]
+        assert (dives > 0) == bool(books), c["file"]

@@ -77,6 +77,52 @@ def core_pages(toc: dict) -> list[str]:
             for chapter in part["chapters"]]
 
 
+#: Words a minute for studying this book's prose with its figures, formulas and tables: about a quarter of the
+#: ~230 words a minute of ordinary reading, since each figure and formula takes its own minute. The intro's
+#: reading times divide by it.
+READING_WPM = 60
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
+_SOURCE_NOISE = [re.compile(p, re.S | re.M) for p in (
+    r"\A---\n.*?\n---\n",          # front matter
+    r"<!--.*?-->",                    # comments
+    r"\$\$.*?\$\$", r"\$[^$\n]+\$",  # display and inline math
+    r"^\|.*\|[ \t]*$",               # table rows
+    r"^\([\w-]+\)=[ \t]*$",          # labels
+    r"^:[\w-]+:.*$",                   # directive options
+)]
+
+
+def source_words(text: str) -> int:
+    """Prose words of a MyST page's source: an estimate of :func:`prose_words` before the page is built (code
+    cells, fenced directives with their captions, math, tables and labels left out; a role counts as its text)."""
+    text = _FENCE.sub(" ", text)
+    for pattern in _SOURCE_NOISE:
+        text = pattern.sub(" ", text)
+    text = re.sub(r"\{[\w:-]+\}`([^`<]*?)(?:<[^`]*>)?`", r"\1", text)   # {doc}`title <target>` -> title
+    text = re.sub(r"`[^`]*`", "code", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)            # [text](link) -> text
+    return len(re.findall(r"[A-Za-z0-9][\w'’.,-]*", text))
+
+
+def reading_minutes(repo: Path, toc: dict) -> dict[str, tuple[int, int]]:
+    """For each chapter of ``toc`` (its file, e.g. ``book/06_transposed_convolution``): minutes to read its own
+    page and minutes to read its deep dives (its sections that are book pages, not exercise notebooks), from the
+    sources, at :data:`READING_WPM`."""
+    def minutes(files):
+        words = sum(source_words((repo / f"{f}.md").read_text(encoding="utf-8")) for f in files)
+        return max(5, round(words / READING_WPM / 5) * 5) if words else 0
+
+    out = {}
+    for part in toc["parts"]:
+        if part.get("caption") != "Chapters":
+            continue
+        for chapter in part["chapters"]:
+            dives = [s["file"] for s in chapter.get("sections", []) if s["file"].startswith("book/")]
+            out[chapter["file"]] = (minutes([chapter["file"]]), minutes(dives))
+    return out
+
+
 def page_counts(root: Path) -> dict[str, int]:
     """Every built page under ``root`` (an HTML output folder): its prose words."""
     return {str(f.relative_to(root)): prose_words(f.read_text(encoding="utf-8"))
