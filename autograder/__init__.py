@@ -31,7 +31,7 @@ In the repository only (not in a learner's install):
 """
 
 __all__ = ["CheckFailure", "NotAttempted", "RuleViolation"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def __getattr__(name):
