@@ -158,9 +158,6 @@ def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
     # input: every T×T window of the zero-padded input, one column per phase position (N, C_in·TH·TW + 1, Hp·Wp)
     xp = F.pad(x, (TW - 1, TW - 1, TH - 1, TH - 1))
     windows = xp.unfold(2, TH, 1).unfold(3, TW, 1).permute(0, 1, 4, 5, 2, 3).reshape(N, C_in * TH * TW, Hp * Wp)
-    if bias is not None:                                    # the bias rides along as one more row of the product
-        wm = torch.cat((wm, bias.repeat(sH * sW).reshape(-1, 1)), 1)
-        windows = torch.cat((windows, windows.new_ones(N, 1, Hp * Wp)), 1)
     phases = (wm @ windows).view(N, sH, sW, C_out, Hp, Wp)  # phase (a0, b0) is uncropped row s·m + a0
     Hout, Wout = full_size[0] - 2 * pH, full_size[1] - 2 * pW
     counts = [(a, -(-(Hout - a) // sH), (a + pH) // sH, c, -(-(Wout - c) // sW), (c + pW) // sW)
@@ -168,12 +165,12 @@ def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
     # output_padding may reach past the last stamp: those rows hold only the bias
     short = any(m0 + n > Hp or j0 + nw > Wp for _, n, m0, _, nw, j0 in counts)
     out = x.new_zeros(N, C_out, Hout, Wout) if short else x.new_empty(N, C_out, Hout, Wout)
-    if short and bias is not None:
-        out += bias.reshape(1, -1, 1, 1)
     for a, n, m0, c, nw, j0 in counts:
         # output row s·i + a is uncropped row s·i + a + padding: phase (a + padding) % s, position i + m0
         src = phases[:, (a + pH) % sH, (c + pW) % sW, :, m0: m0 + n, j0: j0 + nw]
         out[:, :, a::sH, c::sW][:, :, : src.shape[-2], : src.shape[-1]] = src
+    if bias is not None:                                    # one pass over the output, not a copy of the windows
+        out += bias.reshape(1, -1, 1, 1)
     return out
 
 

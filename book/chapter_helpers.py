@@ -59,22 +59,20 @@ def fmt_list(values):
 
 
 def upsampler(kind, c_in, c_out):
-    """One x2 layer of each learned family, PyTorch's default (random) init."""
-    if kind == "transposed k=3":
-        return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1,
-                                  output_padding=1)
-    if kind == "transposed k=4":
-        return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
-    if kind.startswith("resize-conv"):
-        mode = "bilinear" if "bilinear" in kind else "nearest"
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode),
-                             nn.Conv2d(c_in, c_out, 3, padding=1))
-    conv = nn.Conv2d(c_in, c_out * 4, 3, padding=1)   # C_out * r^2 channels
-    if "ICNR" in kind:
+    """One x2 layer of each learned family of Chapter 7 (PyTorch's default random init): Chapter 8's layers
+    (:func:`make_upsampler`) under Chapter 7's names, and pixel shuffle with ICNR's initialisation."""
+    layer = make_upsampler(_CH7_KINDS[kind.replace(" + ICNR", "")], c_in, c_out)
+    if "ICNR" in kind:      # every group of r² = 4 output channels starts as copies of one: no grid at init
+        conv = layer[0]
         with torch.no_grad():
             conv.weight.copy_(conv.weight[::4].repeat_interleave(4, dim=0))
             conv.bias.copy_(conv.bias[::4].repeat_interleave(4))
-    return nn.Sequential(conv, nn.PixelShuffle(2))
+    return layer
+
+
+#: Chapter 7's names of Chapter 8's upsamplers.
+_CH7_KINDS = {"transposed k=3": "transposed k3", "transposed k=4": "transposed k4",
+              "resize-conv (nearest)": "nearest", "resize-conv (bilinear)": "bilinear", "pixel shuffle": "pixel shuffle"}
 
 
 LEARNED = ["transposed k=3", "transposed k=4", "resize-conv (nearest)",

@@ -262,11 +262,21 @@ def main(argv=None) -> int:
               "nothing was checked. On a machine with a GPU: make test-cuda [PYTHON=/path/to/python3]; "
               "every step on the CPU: make test-cuda CUDA_ARGS='--device cpu'.")
         return 0
+    threads = torch.get_num_threads()
     if args.device == "cpu":
         # What this run shows is whether each step works, not how fast: one thread does not stall when another
         # process takes a core (make test's machine is small and busy). The speed check and the benchmark time
-        # both sides on the same thread, so their ratios still mean what they say.
+        # both sides on the same thread, so their ratios still mean what they say. (Put back when done: the
+        # tests call main() in their own process.)
         torch.set_num_threads(1)
+    try:
+        return _run(args, torch, start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args, torch, start) -> int:
+    """Every step on ``args.device``; the exit status."""
     # The checks run on the devices autograder._cases.available_devices() gives: only this one.
     os.environ["COURSE_DEVICES"] = args.device
     from autograder._cases import available_devices

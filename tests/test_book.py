@@ -394,9 +394,10 @@ def test_the_source_count_leaves_out_code_math_tables_and_directives():
     page = ("---\nkernelspec:\n  name: python3\n---\n\n(label)=\n# Title here\n\nOne two $x + y$ three.\n\n"
             "```{code-cell} ipython3\n:tags: [remove-input]\nx = 1 + 2\n```\n\n$$\na = b\n$$\n\n"
             "| a | b |\n|---|---|\n| cell | words |\n\n```{figure} a.png\n:name: f\n\nA caption of words.\n```\n\n"
-            "See {doc}`the page <other>` and `code` and [a link](https://example.org).\n")
-    # Title here / One two three / See the page and code and a link
-    assert source_words(page) == 13
+            "See {doc}`the page <other>` and `code` and [a link](https://example.org).\n\n"
+            "```{admonition} A title\n:class: warning\n\nBoxed words count.\n```\n")
+    # Title here / One two three / See the page and code and a link / Boxed words count
+    assert source_words(page) == 16
 
 
 def test_reading_times_come_from_every_chapter_s_page_and_its_deep_dives():

@@ -128,7 +128,8 @@ def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submiss
     assert "too slow" in (out / "feedback" / "slow" / f"{aid}.html").read_text()
     # The passed speed part's feedback states the ratio and the optional challenge, which earns nothing.
     fast = (out / "feedback" / "fast" / f"{aid}.html").read_text()
-    assert re.search(r"took [0-9.]+× PyTorch&#x27;s time .* asks for 1\.5× or less: (reached|not reached yet)\.", fast)
+    target = re.escape(f"{ch09.CHALLENGE_RATIO:g}×")
+    assert re.search(rf"took [0-9.]+× PyTorch&#x27;s time .* asks for {target} or less: (reached|not reached yet)\.", fast)
 
 
 def test_every_route_has_a_cost_formula_and_an_unknown_route_has_none():

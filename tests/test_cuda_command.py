@@ -123,12 +123,16 @@ def test_a_wrong_kernel_that_is_not_caught_fails_the_command(monkeypatch, capsys
     from wrong_kernels import conv2d_with_bug
 
     monkeypatch.setenv("COURSE_DEVICES", "cpu")  # the script narrows the devices; put them back afterwards
+    threads = torch.get_num_threads()
     monkeypatch.setattr(cuda_check, "check_solutions", lambda run: run.dtypes.update({"float64", "float32"}))
     monkeypatch.setattr(cuda_check, "check_bench", lambda run, runs: None)
+    # (this pytest process has imported Jupyter's packages for other tests: the import step is tested apart)
+    monkeypatch.setattr(cuda_check, "check_imports", lambda run: None)
     monkeypatch.setattr(cuda_check, "wrong_kernels",
                         lambda: [("conv2d: none", "check_conv2d", conv2d_with_bug(None), None),
                                  ("conv2d: flipped", "check_conv2d", conv2d_with_bug("flipped"), "bias-ignored")])
     assert cuda_check.main(["--device", "cpu"]) == 1
+    assert torch.get_num_threads() == threads, "the run on one thread must give the process its threads back"
     out = capsys.readouterr().out
     assert "wrong kernel conv2d: none" in out and "not caught" in out
     assert "named ['kernel-flipped'" in out and "not 'bias-ignored'" in out
@@ -137,8 +141,10 @@ def test_a_wrong_kernel_that_is_not_caught_fails_the_command(monkeypatch, capsys
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: make test-cuda would run for real")
 def test_a_plain_make_test_cuda_without_cuda_says_so_and_exits_0():
-    proc = subprocess.run(["make", "--no-print-directory", "test-cuda"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    # This test's own Python (no CUDA, by the skip above): the target's default, the first python3 on PATH, may
+    # be one without torch on a machine set up by hand.
+    proc = subprocess.run(["make", "--no-print-directory", "test-cuda", f"PYTHON={sys.executable}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CUDA is not available here" in proc.stdout and "nothing was checked" in proc.stdout
 

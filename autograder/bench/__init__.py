@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(args.runs)
     rows += bench_fastest_route(args.runs)
     if torch.cuda.is_available():
-        rows += bench_kernels(args.runs, "cuda")
+        rows += bench_kernels(args.runs, "cuda") + bench_fastest_route(args.runs, "cuda")
     else:
         print("CUDA not available — CPU figures only.")
     if not args.no_grading:

@@ -83,20 +83,33 @@ def core_pages(toc: dict) -> list[str]:
 READING_WPM = 60
 
 _FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
-_SOURCE_NOISE = [re.compile(p, re.S | re.M) for p in (
-    r"\A---\n.*?\n---\n",          # front matter
-    r"<!--.*?-->",                    # comments
-    r"\$\$.*?\$\$", r"\$[^$\n]+\$",  # display and inline math
-    r"^\|.*\|[ \t]*$",               # table rows
-    r"^\([\w-]+\)=[ \t]*$",          # labels
-    r"^:[\w-]+:.*$",                   # directive options
+_SOURCE_NOISE = [re.compile(p, flags) for p, flags in (
+    (r"\A---\n.*?\n---\n", re.S),           # front matter
+    (r"<!--.*?-->", re.S),                     # comments
+    (r"\$\$.*?\$\$", re.S),                    # display math
+    (r"\$[^$\n]+\$", 0),                      # inline math
+    (r"^\|.*\|[ \t]*$", re.M),                 # table rows
+    (r"^\([\w-]+\)=[ \t]*$", re.M),            # labels
+    (r"^:[\w-]+:.*$", re.M),                   # directive options
 )]
+
+
+#: Fenced directives whose body is prose on the page (an admonition's title is not counted, its body is).
+_PROSE_FENCES = ("{admonition}", "{note}", "{warning}", "{tip}", "{important}", "{hint}", "{seealso}")
+
+
+def _fence(match: re.Match) -> str:
+    head, _, rest = match.group(0).partition("\n")
+    if head.lstrip("`~").startswith(_PROSE_FENCES):
+        return rest.rsplit("\n", 1)[0]      # the body (its options go with the other directive options below)
+    return " "
 
 
 def source_words(text: str) -> int:
     """Prose words of a MyST page's source: an estimate of :func:`prose_words` before the page is built (code
-    cells, fenced directives with their captions, math, tables and labels left out; a role counts as its text)."""
-    text = _FENCE.sub(" ", text)
+    cells, figures and other fenced directives with their captions, math, tables and labels left out; an
+    admonition's body kept; a role counts as its text, inline code as one word)."""
+    text = _FENCE.sub(_fence, text)
     for pattern in _SOURCE_NOISE:
         text = pattern.sub(" ", text)
     text = re.sub(r"\{[\w:-]+\}`([^`<]*?)(?:<[^`]*>)?`", r"\1", text)   # {doc}`title <target>` -> title
