@@ -165,7 +165,8 @@ def module_with(sol6, **changes):
     return type("ConvTranspose2d", (base,), changes)
 
 
-def test_a_module_with_the_conv2d_weight_layout_is_told_the_layout(sol6):
+def conv2d_layout_module(sol6):
+    """The solution's module with its weight in Conv2d's layout, (out, in/groups, kH, kW), initialised alike."""
     base = sol6["ConvTranspose2d"]
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
@@ -176,7 +177,11 @@ def test_a_module_with_the_conv2d_weight_layout_is_told_the_layout(sol6):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *k, device=device, dtype=dtype))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
-    message = message_of(ch06.check_conv_transpose2d_module, module_with(sol6, __init__=__init__), part="structure")
+    return module_with(sol6, __init__=__init__)
+
+
+def test_a_module_with_the_conv2d_weight_layout_is_told_the_layout(sol6):
+    message = message_of(ch06.check_conv_transpose2d_module, conv2d_layout_module(sol6), part="structure")
     assert "(in_channels, out_channels/groups, kH, kW)" in message
 
 
@@ -291,17 +296,8 @@ def test_view_three_the_transposed_convolution_matrix():
 
 def test_a_state_dict_that_does_not_load_names_the_parameter_and_both_shapes(sol6):
     """Does a load_state_dict failure keep the line torch puts after "Error(s) in loading state_dict"?"""
-    base = sol6["ConvTranspose2d"]
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode='zeros', device=None, dtype=None):
-        base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
-                      dilation, padding_mode, device, dtype)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, device=device,
-                                               dtype=dtype))
-
     with pytest.raises(CheckFailure) as info:
-        ch06.check_conv_transpose2d_module(module_with(sol6, __init__=__init__), part="training", quiet=True)
+        ch06.check_conv_transpose2d_module(conv2d_layout_module(sol6), part="training", quiet=True)
     message = str(info.value)
     assert info.value.mistake == "state-dict-mismatch"
     assert "size mismatch for `weight`: torch's has shape (2, 3, 3, 3), yours (3, 2, 3, 3)" in message, message

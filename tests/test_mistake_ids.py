@@ -14,7 +14,8 @@ import pytest
 from autograder import _core, ch01, ch05, ch06, registry
 from autograder._cases import MISTAKE_ID, Exercise, Mistake
 from autograder._core import CheckFailure, RuleViolation
-from wrong_kernels import conv2d_with_bug, conv_transpose2d_scatter_with_bug, conv_transpose2d_with_bug, max_pool_with_bug
+from wrong_kernels import (NAMED, conv2d_with_bug, conv_transpose2d_scatter_with_bug, conv_transpose2d_with_bug,
+                           max_pool_with_bug)
 
 CASE_CHECKS = registry.case_checks()
 
@@ -73,38 +74,37 @@ def test_a_passing_report_names_no_mistake():
 # --------------------------------------------------------------------------
 # Known-wrong kernels: the visible check and the grader's verdict report the same id
 
+def wrong(check, make, bug, words):
+    """A WRONG row: the kernel with ``bug`` and the mistake id that wrong_kernels.NAMED gives it (None: no id)."""
+    return check, make(bug), NAMED.get(f"check_{check.function}", {}).get(bug), words
+
+
 WRONG = [
-    # (check, wrong kernel, expected id, words of the likely-mistake line)
-    (ch01.CONV2D, conv2d_with_bug("flipped"), "kernel-flipped", "likely mistake: the kernel is flipped"),
-    (ch01.CONV2D, conv2d_with_bug("bias_ignored"), "bias-ignored", "likely mistake: the bias is ignored"),
+    # (check, wrong kernel, the id wrong_kernels.NAMED gives it, words of the likely-mistake line)
+    wrong(ch01.CONV2D, conv2d_with_bug, "flipped", "likely mistake: the kernel is flipped"),
+    wrong(ch01.CONV2D, conv2d_with_bug, "bias_ignored", "likely mistake: the bias is ignored"),
     # named on the "what N of the M failing outputs match" line, not as the shown failure's own mistake
-    (ch01.CONV2D, conv2d_with_bug("kernel_transposed"), "kernel-transposed", "failing outputs match): the kernel's"),
-    (ch01.CONV2D, conv2d_with_bug("groups_ignored"), None, None),  # explained by the pattern line, no mistake
+    wrong(ch01.CONV2D, conv2d_with_bug, "kernel_transposed", "failing outputs match): the kernel's"),
+    wrong(ch01.CONV2D, conv2d_with_bug, "groups_ignored", None),  # explained by the pattern line, no mistake
     # a hyper-parameter ignored is named wherever the parameter appears
-    (ch01.CONV2D, conv2d_with_bug("padding_ignored"), "padding-ignored", "likely mistake: padding ignored"),
-    (ch01.CONV2D, conv2d_with_bug("stride_ignored"), "stride-ignored", "likely mistake: stride ignored"),
-    (ch01.CONV2D, conv2d_with_bug("dilation_ignored"), "dilation-ignored", "likely mistake: dilation ignored"),
-    (ch05.MAX_POOL2D_WITH_INDICES, max_pool_with_bug("stride_one"), "stride-none-as-one",
-     "likely mistake: stride=None is taken as 1"),
-    (ch05.MAX_POOL2D_WITH_INDICES, max_pool_with_bug("padding_ignored"), "padding-ignored",
-     "likely mistake: padding ignored"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug("not_flipped"), "kernel-not-flipped",
-     "likely mistake: the kernel is not flipped"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug("padding_added"), "padding-added-not-cropped",
-     "padding is added instead of cropped"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug("bias_per_input_channel"), "bias-per-input-channel",
-     "likely mistake: the bias is added once per input channel"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug("dilation_ignored"), "dilation-ignored",
-     "dilation ignored — the kernel taps"),
+    wrong(ch01.CONV2D, conv2d_with_bug, "padding_ignored", "likely mistake: padding ignored"),
+    wrong(ch01.CONV2D, conv2d_with_bug, "stride_ignored", "likely mistake: stride ignored"),
+    wrong(ch01.CONV2D, conv2d_with_bug, "dilation_ignored", "likely mistake: dilation ignored"),
+    wrong(ch05.MAX_POOL2D_WITH_INDICES, max_pool_with_bug, "stride_one", "likely mistake: stride=None is taken as 1"),
+    wrong(ch05.MAX_POOL2D_WITH_INDICES, max_pool_with_bug, "padding_ignored", "likely mistake: padding ignored"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug, "not_flipped", "likely mistake: the kernel is not flipped"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug, "padding_added", "padding is added instead of cropped"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug, "bias_per_input_channel",
+          "likely mistake: the bias is added once per input channel"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_with_bug, "dilation_ignored", "dilation ignored — the kernel taps"),
     # the scatter-add route: the output size is right, the values are not
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug("dilation_in_stamp_ignored"), "dilation-ignored-in-stamp",
-     "dilation ignored in the stamp"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug("groups_interleaved"), "groups-channels-interleaved",
-     "the output channels are interleaved across groups"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug("groups_swapped"), "groups-blocks-swapped",
-     "the group blocks are swapped"),
-    (ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug("output_padding_top_left"), "output-padding-top-left",
-     "output_padding is taken from the wrong side"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug, "dilation_in_stamp_ignored",
+          "dilation ignored in the stamp"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug, "groups_interleaved",
+          "the output channels are interleaved across groups"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug, "groups_swapped", "the group blocks are swapped"),
+    wrong(ch06.CONV_TRANSPOSE2D, conv_transpose2d_scatter_with_bug, "output_padding_top_left",
+          "output_padding is taken from the wrong side"),
 ]
 WRONG_IDS = [f"{c.function}-{i or 'none'}" for c, _, i, _ in WRONG]
 

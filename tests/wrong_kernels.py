@@ -370,3 +370,60 @@ def conv_transpose2d_scatter_with_bug(bug: str | None):
         return out
 
     return conv_transpose2d
+
+
+#: The mistake id each check names for each bug (a bug missing here is named by no id): the fact
+#: tests/test_mistake_ids.py asserts and `make test-cuda` expects on the device.
+NAMED = {
+    "check_conv2d": {"flipped": "kernel-flipped", "weight_layout": "weight-conv-transpose-layout",
+                     "pad_one_side": "padding-one-side-top-left", "dilation_ignored": "dilation-ignored",
+                     "group_offset_missing": "groups-first-group-only", "bias_ignored": "bias-ignored",
+                     "stride_one_axis": "stride-height-only", "kernel_transposed": "kernel-transposed",
+                     "padding_ignored": "padding-ignored", "stride_ignored": "stride-ignored"},
+    "check_upsample_nearest": {"round": "source-index-rounded", "in_over_out": "scale-inverted",
+                               "float64": "source-index-float64", "half": "source-index-pixel-centres"},
+    "check_upsample_bilinear": {"align_swapped": "align-corners-swapped",
+                                "no_half_pixel": "half-pixel-offset-missing", "no_clamp": "source-not-clamped",
+                                "in_over_out": "scale-inverted"},
+    "check_bed_of_nails": {"offset": "nails-bottom-right", "stride_swapped": "stride-swapped"},
+    "check_max_pool2d_with_indices": {"window_indices": "indices-within-window",
+                                      "padded_indices": "indices-in-padded-input",
+                                      "last_tie": "ties-last-maximum", "zero_pad": "padding-zeros-not-neg-inf",
+                                      "stride_one": "stride-none-as-one", "padding_ignored": "padding-ignored"},
+    "check_max_unpool2d": {"ignore_output_size": "output-size-ignored"},
+    "check_conv_transpose2d": {"not_flipped": "kernel-not-flipped", "conv2d_layout": "weight-conv2d-layout",
+                               "padding_added": "padding-added-not-cropped",
+                               "output_padding_zeros": "output-padding-zeros",
+                               "dilation_ignored": "dilation-ignored",
+                               "group_offset": "groups-first-group-only",
+                               "bias_per_input_channel": "bias-per-input-channel",
+                               "one_stride": "stride-height-for-both",
+                               "dilation_in_stamp_ignored": "dilation-ignored-in-stamp",
+                               "groups_interleaved": "groups-channels-interleaved",
+                               "groups_swapped": "groups-blocks-swapped",
+                               "output_padding_top_left": "output-padding-top-left"},
+}
+
+_MAKERS = [  # (check, the kernel with a bug, its bugs)
+    ("check_conv2d", conv2d_with_bug, CONV2D_BUGS),
+    ("check_conv2d_output_size", size_with_bug,
+     (*SIZE_BUGS, "range_fit_rejected", "range_kernel_unchecked")),
+    ("check_upsample_nearest", lambda b: resize_with_bug("nearest", b),
+     ("round", "integer_only", "in_over_out", "float64", "half")),
+    ("check_upsample_bilinear", lambda b: resize_with_bug("bilinear", b),
+     ("align_swapped", "no_half_pixel", "no_clamp", "in_over_out")),
+    ("check_bed_of_nails", bed_of_nails_with_bug, ("offset", "no_trailing_zeros", "stride_swapped",
+                                                      "range_height_only")),
+    ("check_max_pool2d_with_indices", max_pool_with_bug,
+     ("window_indices", "padded_indices", "last_tie", "zero_pad", "stride_one", "padding_ignored",
+      "range_half_rejected")),
+    ("check_max_unpool2d", max_unpool_with_bug, ("window_indices", "ignore_output_size", "range_inclusive")),
+    ("check_conv_transpose2d", conv_transpose2d_with_bug, CONVT_BUGS),
+    ("check_conv_transpose2d", conv_transpose2d_scatter_with_bug, SCATTER_BUGS),
+]
+
+
+def every_wrong_kernel() -> list[tuple[str, str, object, str | None]]:
+    """(label, check, wrong kernel, the mistake id NAMED gives or None): every bug of this module."""
+    return [(f"{check.removeprefix('check_')}: {bug}", check, make(bug), NAMED.get(check, {}).get(bug))
+            for check, make, bugs in _MAKERS for bug in bugs]
