@@ -1,6 +1,6 @@
 """Chapter 9 — making the transposed convolution fast.
 
-    ROUTES                                   six ways to compute F.conv_transpose2d, for the book's measurements
+    ROUTES                                   seven ways to compute F.conv_transpose2d, for the book's measurements
     FASTEST                                  the route the book teaches as the fastest (make bench times it)
     cost(route, shape)                       multiply-adds and bytes moved, by formula
     check_conv_transpose2d_speed(fn)         correct at the reference shape, and within MAX_RATIO of torch
@@ -50,7 +50,7 @@ _keep_freed_memory()
 _torch_conv_transpose2d = F.conv_transpose2d
 
 # --------------------------------------------------------------------------
-# Six routes (groups=1, dilation=1; any stride, padding and output_padding)
+# Seven routes (groups=1, dilation=1; any stride, padding and output_padding)
 
 
 def _sizes(x, w, stride, padding, output_padding):
@@ -143,11 +143,41 @@ def route_slices(x, w, bias=None, stride=1, padding=0, output_padding=0):
     return _finish(full, pad, full_size, bias)
 
 
+def _phase_output(x, C_out, s, p, full_size, positions):
+    """The cropped output, empty — zeroed where ``output_padding`` reaches past the last stamp (those pixels get no
+    phase value, only the bias) — and the plan that ``_write_phases`` follows: per output phase (a, c), its rows,
+    columns and first phase position. ``positions`` is (Hp, Wp), each phase's size."""
+    (sH, sW), (pH, pW), (Hp, Wp) = s, p, positions
+    Hout, Wout = full_size[0] - 2 * pH, full_size[1] - 2 * pW
+    # output row s·i + a is uncropped row s·i + a + padding: phase (a + padding) % s, position i + m0
+    plan = [(a, -(-(Hout - a) // sH), (a + pH) // sH, c, -(-(Wout - c) // sW), (c + pW) // sW)
+            for a in range(min(sH, Hout)) for c in range(min(sW, Wout))]
+    short = any(m0 + n > Hp or j0 + nw > Wp for _, n, m0, _, nw, j0 in plan)
+    N = x.shape[0]
+    out = x.new_zeros(N, C_out, Hout, Wout) if short else x.new_empty(N, C_out, Hout, Wout)
+    return out, plan
+
+
+def _write_phases(out, phases, s, p, plan):
+    """Write the stride phases, a (N, sH, sW, C_out, Hp, Wp) view — phase (a0, b0), position (m, j) is uncropped
+    pixel (s·m + a0, s·j + b0) — straight into the interleaved output ``out``: one strided copy per phase."""
+    (sH, sW), (pH, pW) = s, p
+    for a, n, m0, c, nw, j0 in plan:
+        src = phases[:, (a + pH) % sH, (c + pW) % sW, :, m0: m0 + n, j0: j0 + nw]
+        out[:, :, a::sH, c::sW][:, :, : src.shape[-2], : src.shape[-1]] = src
+
+
+def _add_bias(out, bias):
+    if bias is not None:                                    # one pass over the output, not a copy of the windows
+        out += bias.reshape(1, -1, 1, 1)
+    return out
+
+
 def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
     """The stride phases as ONE matrix multiply, written straight into the interleaved output: every phase reads
     the same T×T windows of the input (T = ceil(k/s) taps per phase), so one unfold of the input serves all s²
-    phases, and the s² sub-kernels (plus the bias, as a column against a row of ones) stack into one matrix."""
-    (sH, sW), (pH, pW), full_size = _sizes(x, w, stride, padding, output_padding)
+    phases, and the s² sub-kernels stack into one matrix."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
     N, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
     TH, TW = -(-kH // sH), -(-kW // sW)                     # taps per phase, at most
@@ -155,30 +185,77 @@ def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
     # weight: tap (a0 + s·t) of phase a0 meets the window's row T-1-t: (s·s·C_out, C_in·TH·TW)
     wp = F.pad(w, (0, TW * sW - kW, 0, TH * sH - kH)).reshape(C_in, C_out, TH, sH, TW, sW).flip(2, 4)
     wm = wp.permute(3, 5, 1, 0, 2, 4).reshape(sH * sW * C_out, C_in * TH * TW)
-    # input: every T×T window of the zero-padded input, one column per phase position (N, C_in·TH·TW + 1, Hp·Wp)
+    # input: every T×T window of the zero-padded input, one column per phase position (N, C_in·TH·TW, Hp·Wp)
     xp = F.pad(x, (TW - 1, TW - 1, TH - 1, TH - 1))
     windows = xp.unfold(2, TH, 1).unfold(3, TW, 1).permute(0, 1, 4, 5, 2, 3).reshape(N, C_in * TH * TW, Hp * Wp)
-    phases = (wm @ windows).view(N, sH, sW, C_out, Hp, Wp)  # phase (a0, b0) is uncropped row s·m + a0
-    Hout, Wout = full_size[0] - 2 * pH, full_size[1] - 2 * pW
-    counts = [(a, -(-(Hout - a) // sH), (a + pH) // sH, c, -(-(Wout - c) // sW), (c + pW) // sW)
-              for a in range(min(sH, Hout)) for c in range(min(sW, Wout))]
-    # output_padding may reach past the last stamp: those rows hold only the bias
-    short = any(m0 + n > Hp or j0 + nw > Wp for _, n, m0, _, nw, j0 in counts)
-    out = x.new_zeros(N, C_out, Hout, Wout) if short else x.new_empty(N, C_out, Hout, Wout)
-    for a, n, m0, c, nw, j0 in counts:
-        # output row s·i + a is uncropped row s·i + a + padding: phase (a + padding) % s, position i + m0
-        src = phases[:, (a + pH) % sH, (c + pW) % sW, :, m0: m0 + n, j0: j0 + nw]
-        out[:, :, a::sH, c::sW][:, :, : src.shape[-2], : src.shape[-1]] = src
-    if bias is not None:                                    # one pass over the output, not a copy of the windows
-        out += bias.reshape(1, -1, 1, 1)
-    return out
+    phases = (wm @ windows).view(N, sH, sW, C_out, Hp, Wp)
+    out, plan = _phase_output(x, C_out, (sH, sW), pad, full_size, (Hp, Wp))
+    _write_phases(out, phases, (sH, sW), pad, plan)
+    return _add_bias(out, bias)
+
+
+def uses_onednn(x, w) -> bool:
+    """Does route 7 hand its matrix multiply to oneDNN here? float32 tensors on a CPU whose PyTorch has it, with
+    no gradient to carry (a gradient through oneDNN's tensors does not survive the strided views around them)."""
+    return (x.device.type == "cpu" and x.dtype == w.dtype == torch.float32
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)))
+
+
+#: Route 7 takes the batch in chunks of as many images as keep a chunk's rows under this many bytes: a chunk's
+#: rows and phases then stay in the caches between the copy that writes them and the one that reads them.
+ROWS_CHUNK_BYTES = 16 << 20
+
+
+def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
+    """Route 6 with the windows laid out channels-last: one contiguous row of C_in·T·T values per phase position.
+    That is the layout oneDNN's matrix multiply takes (``Tensor.to_mkldnn`` and ``F.linear``), so the one matrix
+    multiply runs on oneDNN's kernels — the library behind PyTorch's own CPU convolutions — instead of the BLAS
+    routine behind ``@``. Where oneDNN cannot take it (not float32, not a CPU, a gradient to carry), the same rows
+    go to ``@``. A large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
+    (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
+    N, C_in, H, W = x.shape
+    _, C_out, kH, kW = w.shape
+    TH, TW = -(-kH // sH), -(-kW // sW)
+    Hp, Wp = H + TH - 1, W + TW - 1
+    # weight: rows (phase a0, phase b0, c_out), columns (t, u, c_in) for tap (a0 + s·t, b0 + s·u); no flip, the
+    # windows below take their taps in reverse instead
+    wm = F.pad(w, (0, TW * sW - kW, 0, TH * sH - kH)).reshape(C_in, C_out, TH, sH, TW, sW).permute(3, 5, 1, 2, 4, 0)
+    wm = wm.reshape(sH * sW * C_out, TH * TW * C_in)
+    onednn = uses_onednn(x, w)
+    out = None
+    chunk = max(1, ROWS_CHUNK_BYTES // (Hp * Wp * TH * TW * C_in * x.element_size()))
+    for n0 in range(0, N, chunk):
+        xc = x[n0: n0 + chunk]
+        m = xc.shape[0]
+        # channels last: (m, H + 2(T-1), W + 2(T-1), C_in), zero-padded
+        nhwc = F.pad(xc, (TW - 1, TW - 1, TH - 1, TH - 1)).permute(0, 2, 3, 1).contiguous()
+        # window (i, j), tap (t, u) is the padded input at (i + T-1-t, j + T-1-u): T·T slab copies, C_in contiguous
+        rows = x.new_empty(m, Hp, Wp, TH, TW, C_in)
+        for t in range(TH):
+            for u in range(TW):
+                rows[:, :, :, t, u] = nhwc[:, TH - 1 - t: TH - 1 - t + Hp, TW - 1 - u: TW - 1 - u + Wp]
+        rows = rows.view(m * Hp * Wp, TH * TW * C_in)
+        if onednn:
+            # F.linear(a, b) = a @ bᵀ; on oneDNN tensors it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp)
+            phases = F.linear(wm.to_mkldnn(), rows.to_mkldnn()).to_dense()
+        else:
+            phases = wm @ rows.T
+        phases = phases.view(sH, sW, C_out, m, Hp, Wp).permute(3, 0, 1, 2, 4, 5)   # a view: (m, sH, sW, C_out, ...)
+        if out is None:   # allocated here, not before the loop: it then reuses memory the chunk just freed (warm)
+            out, plan = _phase_output(x, C_out, (sH, sW), pad, full_size, (Hp, Wp))
+        _write_phases(out[n0: n0 + m], phases, (sH, sW), pad, plan)
+    if out is None:                                         # an empty batch
+        out, _ = _phase_output(x, C_out, (sH, sW), pad, full_size, (Hp, Wp))
+    return _add_bias(out, bias)
 
 
 ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel tap": route_scatter,
           "matrix multiply + col2im (F.fold)": route_fold, "matrix multiply + k² slice-adds": route_slices,
-          "stride phases + pixel shuffle": route_phases, "stride phases as one matrix multiply": route_phase_gemm}
+          "stride phases + pixel shuffle": route_phases, "stride phases as one matrix multiply": route_phase_gemm,
+          "stride phases, channels-last rows, oneDNN matrix multiply": route_phase_rows}
 #: The route the chapter teaches as its fastest, and the one the solution's fast path follows.
-FASTEST = "stride phases as one matrix multiply"
+FASTEST = "stride phases, channels-last rows, oneDNN matrix multiply"
 
 
 def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
@@ -210,6 +287,12 @@ def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
         windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
         macs = s * s * N * C_out * C_in * T * T * Hp * Wp              # the borders again: Hp·Wp >= H·W
         moved = x_b + w_b + 2 * windows + 2 * phases + y_b             # windows and phases written, read back once
+    elif route == "stride phases, channels-last rows, oneDNN matrix multiply":
+        windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
+        macs = s * s * N * C_out * C_in * T * T * Hp * Wp
+        # the channels-last copy of the input (written, read); the rows written, copied into oneDNN's tensor
+        # (read + written) and read by the multiply; the phases written, copied out (read + written) and read
+        moved = x_b + 2 * N * C_in * (H + 2 * T - 2) * (W + 2 * T - 2) + w_b + 4 * windows + 4 * phases + y_b
     elif route.startswith("zero insertion"):
         macs = N * C_out * C_in * k * k * Hf * Wf                       # every output pixel, every tap
         moved = N * C_in * Hf * Wf + w_b + y_b

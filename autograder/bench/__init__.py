@@ -122,14 +122,15 @@ def bench_kernels(runs, device="cpu"):
     return rows
 
 
-def bench_fastest_route(runs, device="cpu"):
-    """Chapter 9's fastest route (``ch09.FASTEST``) against F.conv_transpose2d at the chapter's shapes
-    (``ch09.SHAPES``), on one thread and on the default threads (both sides alike), timed side by side."""
+def bench_fastest_route(runs, device="cpu", routes=None):
+    """Chapter 9's fastest route (``ch09.FASTEST``; with ``routes``, those of ``ch09.ROUTES``) against
+    F.conv_transpose2d at the chapter's shapes (``ch09.SHAPES``), on one thread and on the default threads (both
+    sides alike), timed side by side. The nested loops take seconds at the large shape: three pairs there."""
     import torch.nn.functional as F
 
     from .. import ch09
 
-    route, default = ch09.ROUTES[ch09.FASTEST], torch.get_num_threads()
+    default = torch.get_num_threads()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rows = []
     try:
@@ -138,11 +139,15 @@ def bench_fastest_route(runs, device="cpu"):
             for label, shape in ch09.SHAPES.items():
                 x, w, b = ch09.shape_inputs(shape, device=device)
                 kw = dict(stride=shape["stride"], padding=shape["padding"])
-                with torch.no_grad():
-                    a, bb, r = paired(lambda: (route(x, w, b, **kw), sync()),
-                                      lambda: (F.conv_transpose2d(x, w, b, **kw), sync()), runs)
-                rows.append((f"ch09 fastest route ({ch09.FASTEST}) at {label} [{device}, {threads} thread"
-                             f"{'s' if threads > 1 else ''}]", a, "F.conv_transpose2d", bb, r))
+                for name in routes or [ch09.FASTEST]:
+                    route = ch09.ROUTES[name]
+                    with torch.no_grad():
+                        a, bb, r = paired(lambda: (route(x, w, b, **kw), sync()),
+                                          lambda: (F.conv_transpose2d(x, w, b, **kw), sync()),
+                                          3 if name.startswith("nested") else runs)
+                    what = f"fastest route ({name})" if name == ch09.FASTEST else f"route ({name})"
+                    rows.append((f"ch09 {what} at {label} [{device}, {threads} thread"
+                                 f"{'s' if threads > 1 else ''}]", a, "F.conv_transpose2d", bb, r))
     finally:
         torch.set_num_threads(default)
     return rows
@@ -324,12 +329,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(REPO / "_build" / "bench.json"))
     parser.add_argument("--no-grading", action="store_true", help="skip the (3-minute) grading benchmark")
     parser.add_argument("--no-book", action="store_true", help="skip the (4-minute) book build benchmark")
+    parser.add_argument("--every-route", action="store_true",
+                        help="time every route of Chapter 9, not only its fastest (about 2 minutes more)")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = bench_cold_start(args.runs) + bench_checks(args.runs) + bench_kernels(args.runs)
-    rows += bench_fastest_route(args.runs)
+    from .. import ch09
+
+    routes = list(ch09.ROUTES) if args.every_route else None
+    rows += bench_fastest_route(args.runs, routes=routes)
     if torch.cuda.is_available():
-        rows += bench_kernels(args.runs, "cuda") + bench_fastest_route(args.runs, "cuda")
+        rows += bench_kernels(args.runs, "cuda") + bench_fastest_route(args.runs, "cuda", routes)
     else:
         print("CUDA not available — CPU figures only.")
     if not args.no_grading:
