@@ -253,9 +253,9 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
 ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel tap": route_scatter,
           "matrix multiply + col2im (F.fold)": route_fold, "matrix multiply + k² slice-adds": route_slices,
           "stride phases + pixel shuffle": route_phases, "stride phases as one matrix multiply": route_phase_gemm,
-          "stride phases, channels-last rows, oneDNN matrix multiply": route_phase_rows}
+          "stride phases as rows on oneDNN": route_phase_rows}
 #: The route the chapter teaches as its fastest, and the one the solution's fast path follows.
-FASTEST = "stride phases, channels-last rows, oneDNN matrix multiply"
+FASTEST = "stride phases as rows on oneDNN"
 
 
 def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
@@ -287,7 +287,7 @@ def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
         windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
         macs = s * s * N * C_out * C_in * T * T * Hp * Wp              # the borders again: Hp·Wp >= H·W
         moved = x_b + w_b + 2 * windows + 2 * phases + y_b             # windows and phases written, read back once
-    elif route == "stride phases, channels-last rows, oneDNN matrix multiply":
+    elif route == "stride phases as rows on oneDNN":
         windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
         macs = s * s * N * C_out * C_in * T * T * Hp * Wp
         # the channels-last copy of the input (written, read); the rows written, copied into oneDNN's tensor
