@@ -209,10 +209,10 @@ ROWS_CHUNK_BYTES = 16 << 20
 
 def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
     """Route 6 with the windows laid out channels-last: one contiguous row of C_in·T·T values per phase position.
-    That is the layout oneDNN's matrix multiply takes (``Tensor.to_mkldnn`` and ``F.linear``), so the one matrix
-    multiply runs on oneDNN's kernels — the library behind PyTorch's own CPU convolutions — instead of the BLAS
-    routine behind ``@``. Where oneDNN cannot take it (not float32, not a CPU, a gradient to carry), the same rows
-    go to ``@``. A large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
+    That is the layout oneDNN's matrix multiply takes (``F.linear`` with the weights converted by
+    ``Tensor.to_mkldnn``), so the one matrix multiply runs on oneDNN's kernels — the library behind PyTorch's own
+    CPU convolutions — instead of the BLAS routine behind ``@``. Where oneDNN cannot take it (not float32, not a
+    CPU, a gradient to carry), the same rows go to ``@``. A large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
     (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
     N, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
@@ -237,8 +237,9 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
                 rows[:, :, :, t, u] = nhwc[:, TH - 1 - t: TH - 1 - t + Hp, TW - 1 - u: TW - 1 - u + Wp]
         rows = rows.view(m * Hp * Wp, TH * TW * C_in)
         if onednn:
-            # F.linear(a, b) = a @ bᵀ; on oneDNN tensors it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp)
-            phases = F.linear(wm.to_mkldnn(), rows.to_mkldnn()).to_dense()
+            # F.linear(a, b) = a @ bᵀ; with a on oneDNN, it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp). The
+            # rows stay a plain tensor: oneDNN reads them where they are (converting them would copy them once more)
+            phases = F.linear(wm.to_mkldnn(), rows).to_dense()
         else:
             phases = wm @ rows.T
         phases = phases.view(sH, sW, C_out, m, Hp, Wp).permute(3, 0, 1, 2, 4, 5)   # a view: (m, sH, sW, C_out, ...)
@@ -290,8 +291,8 @@ def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:
     elif route == "stride phases as rows on oneDNN":
         windows, phases = N * C_in * T * T * Hp * Wp, N * s * s * C_out * Hp * Wp
         macs = s * s * N * C_out * C_in * T * T * Hp * Wp
-        # the channels-last copy of the input (written, read); the rows written, copied into oneDNN's tensor
-        # (read + written) and read by the multiply; the phases written, copied out (read + written) and read
+        # the channels-last copy of the input (written, read); the rows written, reordered into oneDNN's own
+        # layout (read + written) and read by the multiply; the phases written, copied out (read + written), read
         moved = x_b + 2 * N * C_in * (H + 2 * T - 2) * (W + 2 * T - 2) + w_b + 4 * windows + 4 * phases + y_b
     elif route.startswith("zero insertion"):
         macs = N * C_out * C_in * k * k * Hf * Wf                       # every output pixel, every tap
