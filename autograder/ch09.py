@@ -195,15 +195,16 @@ def route_phase_gemm(x, w, bias=None, stride=1, padding=0, output_padding=0):
 
 
 def uses_onednn(x, w) -> bool:
-    """Does route 7 hand its matrix multiply to oneDNN here? float32 tensors on a CPU whose PyTorch has it, with
-    no gradient to carry (a gradient through oneDNN's tensors does not survive the strided views around them)."""
+    """Does route 7 hand its matrix multiply to oneDNN here? float32 tensors on a CPU whose PyTorch has oneDNN
+    enabled, outside CPU autocast (which would hand oneDNN's tensors to operators that do not take them)."""
     return (x.device.type == "cpu" and x.dtype == w.dtype == torch.float32
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)))
+            and not torch.is_autocast_enabled("cpu"))
 
 
-#: Route 7 takes the batch in chunks of as many images as keep a chunk's rows under this many bytes: a chunk's
-#: rows and phases then stay in the caches between the copy that writes them and the one that reads them.
+#: On oneDNN, route 7 takes the batch in chunks of as many images as keep a chunk's rows under this many bytes
+#: (at least one image), below the allocator's 32 MiB threshold (_keep_freed_memory): larger buffers come fresh
+#: from the system on every call, zeroed page by page. The chapter measures what the chunks buy at its large shape.
 ROWS_CHUNK_BYTES = 16 << 20
 
 
@@ -212,7 +213,7 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
     That is the layout oneDNN's matrix multiply takes (``F.linear`` with the weights converted by
     ``Tensor.to_mkldnn``), so the one matrix multiply runs on oneDNN's kernels — the library behind PyTorch's own
     CPU convolutions — instead of the BLAS routine behind ``@``. Where oneDNN cannot take it (not float32, not a
-    CPU, a gradient to carry), the same rows go to ``@``. A large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
+    CPU), the same rows go to ``@``. On oneDNN a large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
     (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
     N, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
@@ -223,8 +224,11 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
     wm = F.pad(w, (0, TW * sW - kW, 0, TH * sH - kH)).reshape(C_in, C_out, TH, sH, TW, sW).permute(3, 5, 1, 2, 4, 0)
     wm = wm.reshape(sH * sW * C_out, TH * TW * C_in)
     onednn = uses_onednn(x, w)
+    if onednn:
+        wm = wm.to_mkldnn()
     out = None
-    chunk = max(1, ROWS_CHUNK_BYTES // (Hp * Wp * TH * TW * C_in * x.element_size()))
+    per_image = Hp * Wp * TH * TW * C_in * x.element_size()
+    chunk = max(1, ROWS_CHUNK_BYTES // max(1, per_image)) if onednn else max(1, N)
     for n0 in range(0, N, chunk):
         xc = x[n0: n0 + chunk]
         m = xc.shape[0]
@@ -238,8 +242,8 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
         rows = rows.view(m * Hp * Wp, TH * TW * C_in)
         if onednn:
             # F.linear(a, b) = a @ bᵀ; with a on oneDNN, it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp). The
-            # rows stay a plain tensor: oneDNN reads them where they are (converting them would copy them once more)
-            phases = F.linear(wm.to_mkldnn(), rows).to_dense()
+            # rows go as a plain tensor: Tensor.to_mkldnn would copy them once before oneDNN's own reorder
+            phases = F.linear(wm, rows).to_dense()
         else:
             phases = wm @ rows.T
         phases = phases.view(sH, sW, C_out, m, Hp, Wp).permute(3, 0, 1, 2, 4, 5)   # a view: (m, sH, sW, C_out, ...)
@@ -252,8 +256,8 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
 
 
 ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel tap": route_scatter,
-          "matrix multiply + col2im (F.fold)": route_fold, "matrix multiply + k² slice-adds": route_slices,
-          "stride phases + pixel shuffle": route_phases, "stride phases as one matrix multiply": route_phase_gemm,
+          "matrix multiply + col2im (F.fold)": route_fold, "stride phases + pixel shuffle": route_phases,
+          "matrix multiply + k² slice-adds": route_slices, "stride phases as one matrix multiply": route_phase_gemm,
           "stride phases as rows on oneDNN": route_phase_rows}
 #: The route the chapter teaches as its fastest, and the one the solution's fast path follows.
 FASTEST = "stride phases as rows on oneDNN"

@@ -37,46 +37,70 @@ def test_every_route_of_the_chapter_equals_torch(N, C_in, C_out, H, W, k, s, p, 
         assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-10), name
 
 
+ONEDNN = pytest.mark.skipif(not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+                            reason="this PyTorch has no oneDNN (or it is disabled): route 7 runs its @ branch, "
+                                   "which the float64 test covers")
+
+
+@ONEDNN
 @settings(max_examples=40, deadline=None)
 @given(N=st.integers(1, 3), C_in=st.integers(1, 9), C_out=st.integers(1, 9), H=st.integers(1, 9),
        W=st.integers(1, 9), kH=st.integers(1, 5), kW=st.integers(1, 5), sH=st.integers(1, 3), sW=st.integers(1, 3),
-       p=st.integers(0, 2), op=st.integers(0, 2), bias=st.booleans())
+       pH=st.integers(0, 2), pW=st.integers(0, 2), op=st.integers(0, 2), bias=st.booleans())
 def test_the_onednn_route_equals_torch_in_float32_with_any_stride_padding_and_output_padding(
-        N, C_in, C_out, H, W, kH, kW, sH, sW, p, op, bias):
-    """Route 7's oneDNN branch (float32, CPU, no gradient) — the float64 test above only reaches its ``@`` branch."""
-    if not torch.backends.mkldnn.is_available():
-        pytest.skip("this PyTorch build has no oneDNN: route 7 runs its @ branch, which the float64 test covers")
+        N, C_in, C_out, H, W, kH, kW, sH, sW, pH, pW, op, bias):
+    """Route 7's oneDNN branch (float32 on the CPU) — the float64 test above only reaches its ``@`` branch."""
     oH, oW = min(op, sH - 1), min(op, sW - 1)
-    if (H - 1) * sH - 2 * p + kH + oH < 1 or (W - 1) * sW - 2 * p + kW + oW < 1:
+    if (H - 1) * sH - 2 * pH + kH + oH < 1 or (W - 1) * sW - 2 * pW + kW + oW < 1:
         return
     g = torch.Generator().manual_seed(N * 1000 + C_in * 100 + H * 10 + kH)
     x, w = torch.randn(N, C_in, H, W, generator=g), torch.randn(C_in, C_out, kH, kW, generator=g)
     b = torch.randn(C_out, generator=g) if bias else None
     assert ch09.uses_onednn(x, w)
-    expected = F.conv_transpose2d(x, w, b, stride=(sH, sW), padding=p, output_padding=(oH, oW))
-    got = ch09.route_phase_rows(x, w, b, (sH, sW), p, (oH, oW))
+    expected = F.conv_transpose2d(x, w, b, stride=(sH, sW), padding=(pH, pW), output_padding=(oH, oW))
+    got = ch09.route_phase_rows(x, w, b, (sH, sW), (pH, pW), (oH, oW))
     assert got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_the_onednn_route_carries_gradients_on_its_matmul_branch():
-    """With a gradient to carry, route 7 takes ``@`` (oneDNN's tensors lose it), and the gradients are torch's."""
+@ONEDNN
+def test_gradients_through_route_7s_onednn_branch_and_the_solution_are_torchs(fast):
     g = torch.Generator().manual_seed(7)
     x = torch.randn(2, 3, 5, 6, generator=g, requires_grad=True)
     w = torch.randn(3, 4, 4, 3, generator=g, requires_grad=True)
-    assert not ch09.uses_onednn(x, w)
-    got = ch09.route_phase_rows(x, w, None, 2, 1, 1)
-    expected = F.conv_transpose2d(x, w, None, stride=2, padding=1, output_padding=1)
+    b = torch.randn(4, generator=g, requires_grad=True)
+    assert ch09.uses_onednn(x, w)
+    expected = F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
     gy = torch.randn_like(expected)
-    for a, b in zip(torch.autograd.grad(got, (x, w), gy), torch.autograd.grad(expected, (x, w), gy)):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    want = torch.autograd.grad(expected, (x, w, b), gy)
+    for fn in (ch09.route_phase_rows, fast):
+        got = torch.autograd.grad(fn(x, w, b, 2, 1, 1), (x, w, b), gy)
+        assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-4) for a, c in zip(got, want)), fn
+
+
+@ONEDNN
+def test_the_solution_multiplies_on_onednn_in_float32_and_with_at_in_float64(fast, monkeypatch):
+    """The fast path's branch, seen from outside: F.linear called with a oneDNN tensor in float32 only."""
+    seen, linear = [], F.linear
+
+    def spy(a, *rest, **kw):
+        seen.append(a.layout)
+        return linear(a, *rest, **kw)
+
+    monkeypatch.setattr(F, "linear", spy)
+    x, w, b = ch09.reference_inputs()
+    fast(x, w, b, stride=2, padding=1)
+    assert seen == [torch._mkldnn]
+    seen.clear()
+    fast(x.double(), w.double(), b.double(), stride=2, padding=1)
+    assert seen == []
 
 
 def test_route_7_and_the_solution_take_a_large_batch_in_chunks_and_still_equal_torch(fast, monkeypatch):
     """A batch whose rows pass the chunk budget goes through in several chunks; the output is still torch's."""
     g = torch.Generator().manual_seed(11)
-    x, w, b = torch.randn(3, 128, 72, 72, generator=g), torch.randn(128, 8, 4, 4, generator=g), torch.randn(8, generator=g)
-    per_image = 73 * 73 * 4 * 128 * 4                       # one image's rows at stride 2, kernel 4 (T = 2)
-    assert per_image * 2 > ch09.ROWS_CHUNK_BYTES > per_image   # so: one image per chunk, three chunks
+    x, w, b = torch.randn(2, 128, 92, 92, generator=g), torch.randn(128, 8, 4, 4, generator=g), torch.randn(8, generator=g)
+    per_image = 93 * 93 * 4 * 128 * 4                       # one image's rows at stride 2, kernel 4 (T = 2)
+    assert per_image > ch09.ROWS_CHUNK_BYTES                # so: one image per chunk, two chunks (16 MiB in both)
     expected = F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
     with torch.no_grad():
         assert torch.allclose(fast(x, w, b, 2, 1, 1), expected, rtol=1e-4, atol=1e-4)
@@ -85,6 +109,9 @@ def test_route_7_and_the_solution_take_a_large_batch_in_chunks_and_still_equal_t
         small = torch.randn(4, 3, 5, 6, generator=g), torch.randn(3, 2, 3, 3, generator=g), None
         assert torch.allclose(ch09.route_phase_rows(*small, 2, 1, 1),
                               F.conv_transpose2d(*small, stride=2, padding=1, output_padding=1), atol=1e-5)
+        empty = torch.randn(0, 3, 5, 6), small[1], torch.randn(2)
+        want = F.conv_transpose2d(*empty, stride=2, padding=1).shape
+        assert want[0] == 0 and ch09.route_phase_rows(*empty, 2, 1).shape == fast(*empty, 2, 1).shape == want
 
 
 def test_the_cost_formulas_agree_with_torchs_flop_counter_and_zero_insertion_wastes_s_squared():
