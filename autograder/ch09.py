@@ -241,8 +241,8 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
                 rows[:, :, :, t, u] = nhwc[:, TH - 1 - t: TH - 1 - t + Hp, TW - 1 - u: TW - 1 - u + Wp]
         rows = rows.view(m * Hp * Wp, TH * TW * C_in)
         if onednn:
-            # F.linear(a, b) = a @ bᵀ; with a on oneDNN, it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp). The
-            # rows go as a plain tensor: Tensor.to_mkldnn would copy them once before oneDNN's own reorder
+            # F.linear(a, b) = a @ bᵀ; with a on oneDNN, it runs oneDNN's matrix multiply: (s·s·C_out, m·Hp·Wp).
+            # The rows go as a plain tensor: Tensor.to_mkldnn would copy them once before oneDNN's own reorder
             phases = F.linear(wm, rows).to_dense()
         else:
             phases = wm @ rows.T

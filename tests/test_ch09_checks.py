@@ -98,7 +98,8 @@ def test_the_solution_multiplies_on_onednn_in_float32_and_with_at_in_float64(fas
 def test_route_7_and_the_solution_take_a_large_batch_in_chunks_and_still_equal_torch(fast, monkeypatch):
     """A batch whose rows pass the chunk budget goes through in several chunks; the output is still torch's."""
     g = torch.Generator().manual_seed(11)
-    x, w, b = torch.randn(2, 128, 92, 92, generator=g), torch.randn(128, 8, 4, 4, generator=g), torch.randn(8, generator=g)
+    x, w = torch.randn(2, 128, 92, 92, generator=g), torch.randn(128, 8, 4, 4, generator=g)
+    b = torch.randn(8, generator=g)
     per_image = 93 * 93 * 4 * 128 * 4                       # one image's rows at stride 2, kernel 4 (T = 2)
     assert per_image > ch09.ROWS_CHUNK_BYTES                # so: one image per chunk, two chunks (16 MiB in both)
     expected = F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
@@ -207,6 +208,24 @@ def test_make_grade_times_the_speed_part_in_the_sandbox_and_names_a_slow_submiss
     fast = (out / "feedback" / "fast" / f"{aid}.html").read_text()
     target = re.escape(f"{ch09.CHALLENGE_RATIO:g}×")
     assert re.search(rf"took [0-9.]+× PyTorch&#x27;s time .* asks for {target} or less: (reached|not reached yet)\.", fast)
+
+
+def test_make_bench_times_the_fastest_route_or_every_route_on_one_and_the_default_threads(monkeypatch):
+    """make bench's Chapter 9 rows (at tiny shapes here): the fastest route by default, every route with
+    --every-route; one row per route, shape and thread count, each a real paired timing."""
+    from autograder import bench
+
+    tiny = dict(N=1, C_in=2, C_out=2, H=4, W=4, k=4, stride=2, padding=1)
+    monkeypatch.setattr(ch09, "SHAPES", {"tiny a": tiny, "tiny b": dict(tiny, C_in=3)})
+    threads = sorted({1, torch.get_num_threads()})
+    rows = bench.bench_fastest_route(1)
+    assert [r[0] for r in rows] == [
+        f"ch09 fastest route ({ch09.FASTEST}) at {label} [cpu, {t} thread{'s' if t > 1 else ''}]"
+        for t in threads for label in ("tiny a", "tiny b")]
+    rows = bench.bench_fastest_route(1, routes=list(ch09.ROUTES))
+    assert len(rows) == len(ch09.ROUTES) * 2 * len(threads)
+    assert all(r[1] > 0 and r[3] > 0 and r[4] == r[4] for r in rows)
+    assert torch.get_num_threads() == threads[-1]   # the default threads are given back
 
 
 def test_every_route_has_a_cost_formula_and_an_unknown_route_has_none():

@@ -125,7 +125,7 @@ def bench_kernels(runs, device="cpu"):
 def bench_fastest_route(runs, device="cpu", routes=None):
     """Chapter 9's fastest route (``ch09.FASTEST``; with ``routes``, those of ``ch09.ROUTES``) against
     F.conv_transpose2d at the chapter's shapes (``ch09.SHAPES``), on one thread and on the default threads (both
-    sides alike), timed side by side. The nested loops take seconds at the large shape: three pairs there."""
+    sides alike), timed side by side. The nested loops take seconds at the large shape: three pairs for them."""
     import torch.nn.functional as F
 
     from .. import ch09
