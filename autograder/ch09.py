@@ -21,29 +21,14 @@ from ._arith import pair
 from ._core import CPU_ONLY_NOTICE, CheckFailure, policy_check, stub_error, RuleViolation, _value_problem, available_devices
 from ._rules import run_guarded, warm_up
 from ._signature import check_signature
-from .timing import alternate, median_ratio
+from .timing import MMAP_THRESHOLD, alternate, keep_freed_memory, median_ratio, paired
 from .ch06 import RULE, SIGNATURE
 from .contract import GradedCheck
 
 warm_up()
 
 
-def _keep_freed_memory() -> None:
-    """Ask the C library's allocator to keep freed memory, as the grading workers do (their environment sets the
-    same thresholds): unmapping a large output after every call otherwise adds page faults to each timed call,
-    and a learner's ratio here would not be the one the grader measures. Best effort (glibc only)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 1 << 30)   # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-_keep_freed_memory()
+keep_freed_memory()   # as the grading workers have it: the ratio measured here is the grader's
 
 # Bound when this module is imported: a notebook that later replaces F.conv_transpose2d does not change what the
 # visible speed check measures against. (When grading, torch's side runs in a worker of the grader's own.)
@@ -203,17 +188,28 @@ def uses_onednn(x, w) -> bool:
 
 
 #: On oneDNN, route 7 takes the batch in chunks of as many images as keep a chunk's rows under this many bytes
-#: (at least one image), below the allocator's 32 MiB threshold (_keep_freed_memory): larger buffers come fresh
-#: from the system on every call, zeroed page by page. The chapter measures what the chunks buy at its large shape.
-ROWS_CHUNK_BYTES = 16 << 20
+#: (at least one image), below the allocator's threshold (timing.MMAP_THRESHOLD): larger buffers come fresh from
+#: the system on every call, zeroed page by page. The chapter measures what the chunks buy at its large shape.
+ROWS_CHUNK_BYTES = MMAP_THRESHOLD // 2
 
 
-def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
+def rows_per_chunk(x, w, stride, chunk_bytes=None) -> int:
+    """How many images route 7 takes at a time on oneDNN: as many as keep a chunk's rows under ``chunk_bytes``
+    (ROWS_CHUNK_BYTES unless given), at least one."""
+    (sH, sW), (_, C_in, H, W), (kH, kW) = pair(stride), x.shape, w.shape[-2:]
+    TH, TW = -(-kH // sH), -(-kW // sW)
+    per_image = (H + TH - 1) * (W + TW - 1) * TH * TW * C_in * x.element_size()
+    fits = (ROWS_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) / max(1, per_image)   # inf: the whole batch
+    return max(1, int(min(fits, x.shape[0])))
+
+
+def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0, *, chunk_bytes=None):
     """Route 6 with the windows laid out channels-last: one contiguous row of C_in·T·T values per phase position.
     That is the layout oneDNN's matrix multiply takes (``F.linear`` with the weights converted by
     ``Tensor.to_mkldnn``), so the one matrix multiply runs on oneDNN's kernels — the library behind PyTorch's own
     CPU convolutions — instead of the BLAS routine behind ``@``. Where oneDNN cannot take it (not float32, not a
-    CPU), the same rows go to ``@``. On oneDNN a large batch goes through in chunks (ROWS_CHUNK_BYTES)."""
+    CPU), the same rows go to ``@``. On oneDNN a large batch goes through in chunks (``rows_per_chunk``;
+    ``chunk_bytes=math.inf`` takes it in one pass)."""
     (sH, sW), pad, full_size = _sizes(x, w, stride, padding, output_padding)
     N, C_in, H, W = x.shape
     _, C_out, kH, kW = w.shape
@@ -227,8 +223,7 @@ def route_phase_rows(x, w, bias=None, stride=1, padding=0, output_padding=0):
     if onednn:
         wm = wm.to_mkldnn()
     out = None
-    per_image = Hp * Wp * TH * TW * C_in * x.element_size()
-    chunk = max(1, ROWS_CHUNK_BYTES // max(1, per_image)) if onednn else max(1, N)
+    chunk = rows_per_chunk(x, w, (sH, sW), chunk_bytes) if onednn else max(1, N)
     for n0 in range(0, N, chunk):
         xc = x[n0: n0 + chunk]
         m = xc.shape[0]
@@ -261,6 +256,33 @@ ROUTES = {"nested loops (per input pixel)": route_loops, "one scatter per kernel
           "stride phases as rows on oneDNN": route_phase_rows}
 #: The route the chapter teaches as its fastest, and the one the solution's fast path follows.
 FASTEST = "stride phases as rows on oneDNN"
+
+
+#: Timed pairs for the nested loops, which take seconds at the large shape (the other routes take ``runs``).
+LOOP_RUNS = 3
+
+
+def time_routes(shape: dict, routes=None, runs=7, device="cpu") -> dict:
+    """Each route of ``routes`` (all of ROUTES by default) and F.conv_transpose2d, alternately, at ``shape`` (a dict
+    like REFERENCE) on ``device``: {route: autograder.timing.paired(...)}, i.e. (the route's median seconds,
+    torch's median seconds in the same pairs, the median of the per-pair ratios). The measure of the book's table
+    and of make bench."""
+    x, w, b = shape_inputs(shape, device=device)
+    kw = dict(stride=shape["stride"], padding=shape["padding"])
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def theirs():
+        F.conv_transpose2d(x, w, b, **kw)
+        sync()
+
+    timed = {}
+    with torch.no_grad():
+        for name in routes or ROUTES:
+            def mine(route=ROUTES[name]):
+                route(x, w, b, **kw)
+                sync()
+            timed[name] = paired(mine, theirs, LOOP_RUNS if name.startswith("nested") else runs)
+    return timed
 
 
 def cost(route: str, N, C_in, H, W, C_out, k, s, dtype_bytes=4) -> dict:

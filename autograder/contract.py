@@ -32,11 +32,13 @@ from typing import Any, Callable
 
 class GradedCheck:
     """A graded check (see the module's docstring). ``check`` is the function name the hidden tests call;
-    ``bench_class`` the size of the class ``make bench`` grades for an assignment that uses it (0: none)."""
+    ``bench_class`` the size of the class ``make bench`` grades for an assignment that uses it (0: none);
+    ``challenge_ratio``, for a timed check, an optional target worth no points, reported beside the ratio."""
 
     check: str = ""
     timed: bool = False
     bench_class: int = 0
+    challenge_ratio: float | None = None
 
     def secret(self, options: dict) -> Any:
         """Grader side: what stays with the grader for one grading run (e.g. held-out labels)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
@@ -27,14 +26,12 @@ solution_path = paths.solution_notebook
 release_path = paths.release_notebook
 
 
-@functools.lru_cache(maxsize=None)
-def _load_solution(aid: str) -> dict:
-    return nbs.load_functions(solution_path(aid))
-
-
 def load_solution(aid: str) -> dict:
-    """The instructor's reference functions of an assignment (its solution cells, run once)."""
-    return _load_solution(aid)
+    """The instructor's reference functions of an assignment (its solution cells, run once per process: the
+    same cache as make bench's, so a test session never runs a solution notebook twice)."""
+    from autograder.bench import solution
+
+    return solution(aid)
 
 
 @pytest.fixture(scope="session")
@@ -146,3 +143,11 @@ def student_book(books) -> Path:
 @pytest.fixture(scope="session")
 def instructor_book(books) -> Path:
     return books["instructor"]
+
+
+def make_in_copy(tmp_path, *args, env=None, timeout=300):
+    """``make`` run in a copy of the Makefile (with pyproject.toml and README.md) in ``tmp_path``."""
+    for name in ("Makefile", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tmp_path / name)
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})

@@ -165,17 +165,15 @@ def check_wrong_kernels(run: Run) -> None:
 
 def check_bench(run: Run, runs: int) -> None:
     """Step 3: the kernel benchmark's rows on the device, each a real timing of the solution and of torch."""
-    from autograder.bench import _kernel_cases, bench_kernels
+    from autograder.bench import bench_kernels
 
-    try:
-        with captured():
-            expected = len(_kernel_cases(run.device))
+    try:   # one row per kernel with a benchmark shape, or it raises
         rows = bench_kernels(runs, run.device)
     except Exception:  # noqa: BLE001
         run.fail("bench_kernels", traceback.format_exc())
         return
-    if len(rows) != expected or not rows:
-        run.fail("bench_kernels", f"{len(rows)} rows, for {expected} kernels with a benchmark shape")
+    if not rows:
+        run.fail("bench_kernels", "no rows: no kernel has a benchmark shape")
     for label, mine, baseline, theirs, ratio in rows:
         if not label.endswith(f"[{run.device}]"):
             run.fail(f"bench {label}", f"the row is not on {run.device}")

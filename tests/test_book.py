@@ -261,6 +261,11 @@ def test_intro_names_its_chapters_once_and_links_every_chapter(built):
         assert re.search(rf'href="[^"]*{page.split("/")[-1]}\.html"', article), f"the intro does not link {page}"
     text = " ".join(text_of(built / "book" / "intro.html").split())
     assert "Before you start" in text and "reading" in text and "exercises" in text
+    # the reading times, substituted from the chapters' sources at this build
+    from autograder.book.words import reading_substitutions
+
+    for key, value in reading_substitutions(REPO, book.toc("student")).items():
+        assert f"{{{{ {key} }}}}" not in text and value in text, (key, value)
 
 
 def captions_of(page: Path) -> list[str]:
@@ -363,27 +368,35 @@ def test_the_prose_count_leaves_out_code_math_captions_and_tables():
     assert prose_words(page) == 6  # one two three four code five
 
 
-def test_no_page_runs_over_the_prose_limit(books):
+@pytest.fixture(scope="module")
+def prose_counts(books) -> dict[str, dict[str, int]]:
+    """Words of prose per page of each edition, counted once for the tests below."""
+    from autograder.book.words import page_counts
+
+    return {edition: page_counts(books[edition]) for edition in ("student", "instructor")}
+
+
+def test_no_page_runs_over_the_prose_limit(prose_counts):
     """Every page of either edition reads in at most PAGE_LIMIT words of prose (the core path is split into
     a chapter page and its deep dives)."""
-    from autograder.book.words import PAGE_LIMIT, page_counts
+    from autograder.book.words import PAGE_LIMIT
 
     for edition in ("student", "instructor"):
-        counts = page_counts(books[edition])
+        counts = prose_counts[edition]
         assert counts.get("book/06_transposed_convolution.html", 0) > 500, sorted(counts)[:10]
         over = {page: n for page, n in counts.items() if n > PAGE_LIMIT}
         assert not over, f"{edition}: pages over {PAGE_LIMIT} words of prose: {over}"
 
 
-def test_the_core_path_reads_in_half_the_words_it_took_before_the_split(books):
+def test_the_core_path_reads_in_half_the_words_it_took_before_the_split(prose_counts):
     """The chapter pages a learner reads in order hold at most half the prose they held before the deep dives
     were split off; the deep dives stay, one click away (each chapter's first section)."""
     from autograder.book import toc
-    from autograder.book.words import CORE_BEFORE_SPLIT, CORE_PATH_LIMIT, core_pages, page_counts
+    from autograder.book.words import CORE_BEFORE_SPLIT, CORE_PATH_LIMIT, core_pages
 
     pages = core_pages(toc("student"))
     assert [Path(p).stem for p in pages] == list(CORE_BEFORE_SPLIT), "a chapter without its count before the split"
-    counts = page_counts(books["student"])
+    counts = prose_counts["student"]
     core = {page: counts[page] for page in pages}
     assert sum(core.values()) <= CORE_PATH_LIMIT, f"the core path holds {sum(core.values())} words: {core}"
 

@@ -8,6 +8,7 @@ gone, so the script must find the checkout itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import torch
 import cuda_check
 from autograder import registry
 from autograder.contract import CaseCheck
-from conftest import REPO
+from conftest import REPO, make_in_copy
 
 SCRIPT = REPO / "tests" / "cuda_check.py"
 SUMMARY = re.compile(r"^test-cuda: (\d+) checks passed on (\w+) \(([^)]*)\), (\d+) wrong kernels caught, "
@@ -52,6 +53,7 @@ sys.meta_path.insert(0, TorchOnly())
 """
 
 
+@functools.cache
 def torch_only_modules() -> list[str]:
     """The top-level modules of torch, numpy, pytest, hypothesis and everything they require (extras left out)."""
     import importlib.metadata as md
@@ -151,10 +153,7 @@ def test_a_plain_make_test_cuda_without_cuda_says_so_and_exits_0():
 
 def test_make_test_cuda_needs_no_venv_and_no_install(tmp_path):
     """Does the target only call the script with $(PYTHON), never the venv's set-up (the GPU machine is offline)?"""
-    for name in ("Makefile", "pyproject.toml"):
-        (tmp_path / name).write_text((REPO / name).read_text())
-    proc = subprocess.run(["make", "--no-print-directory", "-n", "test-cuda", "PYTHON=/opt/gpu/bin/python3"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = make_in_copy(tmp_path, "-n", "test-cuda", "PYTHON=/opt/gpu/bin/python3", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines() == ["/opt/gpu/bin/python3 tests/cuda_check.py"], proc.stdout
     assert not (tmp_path / ".venv").exists()

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
-from conftest import REPO
-
-
-def make_in_copy(tmp_path, *args, env=None):
-    for name in ("Makefile", "pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, tmp_path / name)
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+from conftest import make_in_copy
 
 
 def test_a_missing_python_is_named(tmp_path):

@@ -130,11 +130,11 @@ def test_the_limits_stated_in_the_text_are_the_ones_the_checks_use(aid):
     import torch
 
     from autograder import ch08, ch09
-    from autograder._cases import CUDA_TOLERANCES, TOLERANCES
+    from autograder._cases import tolerance
 
     text = _prose(nbs.read(solution_path(aid)))
-    (r64, a64), (r32, a32), (rc, ac) = (TOLERANCES[torch.float64], TOLERANCES[torch.float32],
-                                        CUDA_TOLERANCES[torch.float32])
+    (r64, a64), (r32, a32), (rc, ac) = (tolerance(torch.float64), tolerance(torch.float32),
+                                        tolerance(torch.float32, "cuda"))
     tolerances = (f"float64 within rtol {_short(r64)}, atol {_short(a64)}; float32 within rtol {_short(r32)}, "
                   f"atol {_short(a32)} on the CPU and rtol {_short(rc)}, atol {_short(ac)} on CUDA")
     if aid.startswith("ch08"):   # graded by training, not by comparing values

@@ -125,29 +125,19 @@ def bench_kernels(runs, device="cpu"):
 def bench_fastest_route(runs, device="cpu", routes=None):
     """Chapter 9's fastest route (``ch09.FASTEST``; with ``routes``, those of ``ch09.ROUTES``) against
     F.conv_transpose2d at the chapter's shapes (``ch09.SHAPES``), on one thread and on the default threads (both
-    sides alike), timed side by side. The nested loops take seconds at the large shape: three pairs for them."""
-    import torch.nn.functional as F
-
+    sides alike), timed side by side by ``ch09.time_routes`` (the measure of the book's table)."""
     from .. import ch09
 
     default = torch.get_num_threads()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rows = []
     try:
         for threads in sorted({1, default}):
             torch.set_num_threads(threads)
             for label, shape in ch09.SHAPES.items():
-                x, w, b = ch09.shape_inputs(shape, device=device)
-                kw = dict(stride=shape["stride"], padding=shape["padding"])
-                for name in routes or [ch09.FASTEST]:
-                    route = ch09.ROUTES[name]
-                    with torch.no_grad():
-                        a, bb, r = paired(lambda: (route(x, w, b, **kw), sync()),
-                                          lambda: (F.conv_transpose2d(x, w, b, **kw), sync()),
-                                          3 if name.startswith("nested") else runs)
+                for name, (a, b, r) in ch09.time_routes(shape, routes or [ch09.FASTEST], runs, device).items():
                     what = f"fastest route ({name})" if name == ch09.FASTEST else f"route ({name})"
                     rows.append((f"ch09 {what} at {label} [{device}, {threads} thread"
-                                 f"{'s' if threads > 1 else ''}]", a, "F.conv_transpose2d", bb, r))
+                                 f"{'s' if threads > 1 else ''}]", a, "F.conv_transpose2d", b, r))
     finally:
         torch.set_num_threads(default)
     return rows

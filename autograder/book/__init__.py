@@ -60,6 +60,11 @@ def config(edition: str, cache: Path, repo: Path = REPO, external_links: bool = 
     local = cfg.get("sphinx", {}).get("local_extensions") or {}
     for name, path in local.items():
         local[name] = str((repo / path).resolve())
+    # the intro's reading times, from the chapters' sources as they are now (see words.reading_substitutions)
+    from .words import reading_substitutions
+
+    cfg.setdefault("parse", {}).setdefault("myst_substitutions", {}).update(
+        reading_substitutions(repo, toc("student", repo)))
     if not external_links:
         cfg.setdefault("sphinx", {}).setdefault("config", {})["linkcheck_ignore"] = [r"^https?://"]
     if edition == "instructor":
@@ -86,10 +91,14 @@ def pages(edition: str, repo: Path = REPO) -> list[str]:
     return out
 
 
+def chapters(t: dict) -> list[dict]:
+    """The chapter entries of a table of contents ``t`` (its "Chapters" part), in order, each with its sections."""
+    return [c for part in t["parts"] if part.get("caption") == "Chapters" for c in part["chapters"]]
+
+
 def chapter_pages(repo: Path = REPO) -> list[str]:
     """The chapters' own pages (the TOC's "Chapters" part, not their exercise sections), in order."""
-    parts = toc("student", repo)["parts"]
-    return [c["file"] for part in parts if part.get("caption") == "Chapters" for c in part["chapters"]]
+    return [c["file"] for c in chapters(toc("student", repo))]
 
 
 def default_out(edition: str, repo: Path = REPO, builder: str = "html") -> Path:

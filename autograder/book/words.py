@@ -73,8 +73,9 @@ def prose_words(html: str) -> int:
 def core_pages(toc: dict) -> list[str]:
     """The core path: each chapter's own page (``book/<name>.html``) of a table of contents, in order, without
     its sections (the deep dives and the exercises)."""
-    return [f"{chapter['file']}.html" for part in toc["parts"] if part.get("caption") == "Chapters"
-            for chapter in part["chapters"]]
+    from . import chapters
+
+    return [f"{chapter['file']}.html" for chapter in chapters(toc)]
 
 
 #: Words a minute for studying this book's prose with its figures, formulas and tables: about a quarter of the
@@ -126,14 +127,29 @@ def reading_minutes(repo: Path, toc: dict) -> dict[str, tuple[int, int]]:
         words = sum(source_words((repo / f"{f}.md").read_text(encoding="utf-8")) for f in files)
         return max(5, round(words / READING_WPM / 5) * 5) if words else 0
 
+    from . import chapters
+
     out = {}
-    for part in toc["parts"]:
-        if part.get("caption") != "Chapters":
-            continue
-        for chapter in part["chapters"]:
-            dives = [s["file"] for s in chapter.get("sections", []) if s["file"].startswith("book/")]
-            out[chapter["file"]] = (minutes([chapter["file"]]), minutes(dives))
+    for chapter in chapters(toc):
+        dives = [s["file"] for s in chapter.get("sections", []) if s["file"].startswith("book/")]
+        out[chapter["file"]] = (minutes([chapter["file"]]), minutes(dives))
     return out
+
+
+def duration(minutes: int) -> str:
+    """``95`` -> ``"1 h 35 min"``."""
+    hours, rest = divmod(minutes, 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{rest} min" if rest else "") if part)
+
+
+def reading_substitutions(repo: Path, toc: dict) -> dict[str, str]:
+    """The intro's reading times as MyST substitutions: ``read_<page stem>`` (core, then deep dives) and
+    ``reading_wpm``. They go into each build's configuration (``autograder.book.config``), so they follow the
+    chapters' sources at every build; computed in a page's code cell, they would stay as the execution cache
+    last saw them."""
+    subs = {f"read_{chapter.split('/')[-1]}": duration(core) + (f" + {duration(dives)}" if dives else "")
+            for chapter, (core, dives) in reading_minutes(repo, toc).items()}
+    return {**subs, "reading_wpm": str(READING_WPM)}
 
 
 def page_counts(root: Path) -> dict[str, int]:

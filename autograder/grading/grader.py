@@ -31,6 +31,7 @@ from .sandbox import ZygoteUnavailable, start_zygote, stop_zygote  # noqa: F401 
 from .. import _policy as policy
 from .protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 from ..contract import CaseCheck
+from ..timing import median_ratio
 from .spec import GradedPart, check_module, graded_checks
 
 #: Largest frame a worker may send (header, then tensor bytes): more is a protocol error, not an allocation.
@@ -465,8 +466,8 @@ def grade_submission(sub: Submission, parts: list[GradedPart], secret: bytes, ze
                     else:
                         check.verdict(record, options, hidden)
                     if check.timed and record.get("mine") and record.get("torch"):
-                        seen["ratio"] = statistics.median(a / b for a, b in zip(record["mine"], record["torch"]))
-                        if getattr(check, "challenge_ratio", None):
+                        seen["ratio"] = median_ratio(record["mine"], record["torch"])
+                        if check.challenge_ratio:
                             seen["challenge"] = check.challenge_ratio
                 except (CheckFailure, NotImplementedError) as e:
                     message = str(e)
@@ -518,6 +519,6 @@ def speed_ratio(source: str, symbol: str, check_name: str = "check_conv_transpos
                 stop_zygote()
     if record is None:
         raise RuntimeError(why)
-    return {"ratio": statistics.median(a / b for a, b in zip(record["mine"], record["torch"])),
+    return {"ratio": median_ratio(record["mine"], record["torch"]),
             "mine": statistics.median(record["mine"]), "torch": statistics.median(record["torch"]),
             "bad_runs": record.get("bad_runs")}

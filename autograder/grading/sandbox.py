@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..timing import MMAP_THRESHOLD, TRIM_THRESHOLD
 from .zygote import decode as decode_exit
 
 import autograder
@@ -90,7 +91,7 @@ def python_paths() -> list[str]:
 #: The C library's allocator keeps freed memory instead of returning it to the system after every call:
 #: measured here, a 4 MB output mapped and unmapped per call tripled F.conv_transpose2d's time at Chapter 9's
 #: reference shape, so timings depended on how a process had used memory before. Worker and baseline alike.
-ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 
 def environment(home: str = SCRATCH) -> dict[str, str]:

@@ -1,5 +1,6 @@
 # ruff: noqa: F821  -- run with `%run -i` in the page's namespace, which defines these names
-"""The model Chapter 8's page trains (book/08_encoder_decoder.md runs this file with `%run -i`).
+"""The model Chapter 8's page trains (book/08_encoder_decoder.md and its deep dive
+book/08_encoder_decoder/odd_sizes.md run this file with `%run -i`).
 
 It lives outside the page on purpose: writing this wiring is the chapter's exercise, and a page's
 source is shipped with the book (its download button), while this file is not. `%run -i` runs it in

@@ -1,23 +1,17 @@
 """Helpers that Chapter 3's pages share: the bed of nails as the transposed convolution the chapter
-derives, and a map of which input pixel each output pixel holds, read off torch.
+derives (the exercise's reference, ``autograder.ch03.reference_bed_of_nails``), and a map of which input
+pixel each output pixel holds, read off torch.
 
 Introduced in: book/03_bed_of_nails.md (``nails``, ``source_labels``); also used by the deep dives in
-book/03_bed_of_nails/. The pages import this file (the core page puts this folder on ``sys.path``; a
-deep dive runs in this folder).
+book/03_bed_of_nails/ and by book/05_max_unpooling/relations_and_cost.md. Each page is a notebook of its
+own, so what they share lives in a module.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def nails(x, stride):
-    """Bed of nails, computed as the transposed convolution Chapter 3 derives."""
-    sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    C = x.shape[1]
-    return F.conv_transpose2d(x, torch.ones(C, 1, 1, 1, dtype=x.dtype), stride=(sh, sw),
-                              output_padding=(sh - 1, sw - 1), groups=C)
+from ..ch03 import reference_bed_of_nails as nails
 
 
 def source_labels(stride, H, W):

@@ -1,4 +1,5 @@
-"""Helpers that Chapter 4's deep dives share (book/04_bilinear/*.md run in this folder and import it).
+"""Helpers that Chapter 4's deep dives share (each page is a notebook of its own, so what they share lives
+in a module).
 
 Introduced in: book/04_bilinear/weights.md (``interpolation_matrix_2d``, ``style``); also used by
 book/04_bilinear/tent_and_cost.md.

@@ -1,8 +1,8 @@
 """Helpers that Chapter 5's pages share: flat indices as (row, col), and grids of labels side by side.
 
 Introduced in: book/05_max_unpooling.md (``rc``, ``index_panels``, ``WIN``, ``ZERO``); also used by the
-deep dives in book/05_max_unpooling/. The pages import this file (the core page puts this folder on
-``sys.path``; a deep dive runs in this folder).
+deep dives in book/05_max_unpooling/. Each page is a notebook of its own, so what they share lives in a
+module.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 and drawing the answer.
 
 Introduced in: book/02_nearest_neighbour.md (``nearest_sources``, ``index_map_figure``); also used by
-book/02_nearest_neighbour/factor_or_size.md. The pages import this file (the core page puts this
-folder on ``sys.path``; a deep dive runs in this folder).
+book/02_nearest_neighbour/factor_or_size.md. Each page is a notebook of its own, so what they share lives
+in a module.
 """
 
 from __future__ import annotations
